@@ -1,0 +1,2 @@
+"""The autograder: a pytest plugin that runs student code in a sandboxed worker process."""
+from .manifest import graded  # noqa: F401

@@ -1,0 +1,47 @@
+"""Messages between the grader and its worker: length-prefixed ``torch.save`` bytes.
+
+Both sides decode with ``torch.load(..., weights_only=True)``, which rebuilds
+tensors, numbers, strings, lists, tuples and dicts and never runs code, so a
+hostile worker cannot execute anything in the grader by what it sends.
+"""
+import io
+import struct
+
+import torch
+
+HEADER = struct.Struct("<Q")
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+class ProtocolError(Exception):
+    """The other side sent something that is not a valid message."""
+
+
+def encode(obj):
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    payload = buffer.getvalue()
+    return HEADER.pack(len(payload)) + payload
+
+
+def _read_exactly(stream, size):
+    chunks, remaining = [], size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            raise EOFError("the other side closed the channel")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(stream):
+    """Read one message from a binary stream; raises EOFError at end of stream."""
+    (size,) = HEADER.unpack(_read_exactly(stream, HEADER.size))
+    if size > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {size} bytes is larger than the limit of {MAX_MESSAGE_BYTES}")
+    payload = _read_exactly(stream, size)
+    try:
+        return torch.load(io.BytesIO(payload), weights_only=True)
+    except Exception as error:  # weights_only refuses anything but plain data
+        raise ProtocolError(f"undecodable message: {error}") from None

@@ -1,0 +1,94 @@
+"""Expected values recorded from the reference solution.
+
+Tests build their inputs from fixed seeds and compare the student's outputs with
+what ``solution/`` gave on the same inputs.  Those values are recorded by
+running the very same tests on ``solution/`` in record mode
+(``python tools/make_fixtures.py``) and stored as float64 tensors:
+
+* ``tests/fixtures/public.pt`` for public tests (ships to students);
+* ``hidden_tests/fixtures/expected.pt`` for hidden tests (staff and Gradescope only).
+
+In a student's copy the hidden file is absent, and ``ExpectedValuesAbsent``
+turns a hidden test's outcome into "???".
+"""
+import io
+from pathlib import Path
+
+import torch
+
+from .manifest import is_hidden
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLIC_FIXTURES = ROOT / "tests" / "fixtures" / "public.pt"
+HIDDEN_FIXTURES = ROOT / "hidden_tests" / "fixtures" / "expected.pt"
+
+
+class ExpectedValuesAbsent(Exception):
+    """The hidden expected values are not in this copy of the grader."""
+
+
+def _as_float64(value):
+    if isinstance(value, torch.Tensor):
+        return value.double() if value.is_floating_point() else value.clone()
+    if isinstance(value, float):
+        return torch.tensor(value, dtype=torch.float64)
+    if isinstance(value, (list, tuple)):
+        return [_as_float64(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_float64(v) for k, v in value.items()}
+    return value
+
+
+def _load(path):
+    return torch.load(path, weights_only=True) if path.exists() else None
+
+
+class ReferenceStore:
+    """All recorded values of one grading session (loaded once, written in record mode)."""
+
+    def __init__(self, record=False):
+        self.record = record
+        self.values = {"public": {} if record else _load(PUBLIC_FIXTURES) or {},
+                       "hidden": {} if record else _load(HIDDEN_FIXTURES)}
+        self.recorded_tests = set()
+
+    def lookup(self, test_id, key, actual):
+        kind = "hidden" if is_hidden(test_id) else "public"
+        full_key = f"{test_id}/{key}"
+        if self.record:
+            self.recorded_tests.add(test_id)
+            self.values[kind][full_key] = _as_float64(actual)
+            return self.values[kind][full_key]
+        store = self.values[kind]
+        if store is None:
+            raise ExpectedValuesAbsent(full_key)
+        if full_key not in store:
+            raise KeyError(f"no recorded reference value {full_key!r}: run python tools/make_fixtures.py")
+        return store[full_key]
+
+    def save(self, out_dir=None):
+        """Write the recorded values, keeping those of tests that did not run this time.
+
+        ``out_dir`` (default: in place) receives ``public.pt`` and ``expected.pt``.
+        Each file also holds ``_meta``: the torch version that computed it.
+        """
+        for kind, path in (("public", PUBLIC_FIXTURES), ("hidden", HIDDEN_FIXTURES)):
+            kept = {k: v for k, v in (_load(path) or {}).items()
+                    if k != "_meta" and k.split("/", 1)[0] not in self.recorded_tests}
+            values = dict(sorted({**kept, **self.values[kind]}.items()))
+            values["_meta"] = {"torch_version": str(torch.__version__)}
+            target = Path(out_dir) / path.name if out_dir else path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            torch.save(values, buffer)
+            target.write_bytes(buffer.getvalue())
+
+
+class Reference:
+    """The ``reference`` fixture of one test: ``reference(key, actual) -> expected``."""
+
+    def __init__(self, store, test_id):
+        self.store, self.test_id = store, test_id
+
+    def __call__(self, key, actual):
+        return self.store.lookup(self.test_id, key, actual)
