@@ -1,0 +1,153 @@
+"""Staff tests of the written part: the student template (written/) and the answer key
+(staff/written_key/).
+
+The structural tests need only Python; the build tests run tools/check_written.py and
+are skipped when no LaTeX toolchain (latexmk, pdflatex) is installed.
+"""
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WRITTEN = ROOT / "written"
+KEY = ROOT / "staff" / "written_key"
+POINTS = json.loads((ROOT / "tests" / "points.json").read_text())
+WRITTEN_IDS = sorted(q for q, info in POINTS["questions"].items() if info["type"] == "written")
+FIGURES = ("made_samples", "made_curves", "pixelcnn_samples", "pixelcnn_curves", "receptive_field")
+
+
+def _load_checker():
+    spec = importlib.util.spec_from_file_location("check_written", ROOT / "tools" / "check_written.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _strip_comments(tex):
+    """TeX source without % comments (an escaped \\% is kept)."""
+    return "\n".join(re.sub(r"(?<!\\)%.*", "", line) for line in tex.splitlines())
+
+
+def _manifest_points(question):
+    return sum(t["points"] for t in POINTS["tests"].values() if t["question"] == question)
+
+
+def test_there_are_written_questions():
+    assert WRITTEN_IDS == ["1e", "1f", "1g", "2d", "3d", "4d"]
+
+
+@pytest.mark.parametrize("question", WRITTEN_IDS)
+def test_question_file_points_and_title_match_manifest(question):
+    path = WRITTEN / "questions" / f"{question}.tex"
+    assert path.exists(), f"missing {path.relative_to(ROOT)}"
+    tex = _strip_comments(path.read_text())
+    points = re.findall(r"\\points\{([0-9.]+)\}", tex)
+    assert len(points) == 1, f"{path.name}: expected exactly one \\points{{n}}, found {points}"
+    assert float(points[0]) == pytest.approx(_manifest_points(question)), (
+        f"{path.name}: \\points{{{points[0]}}} but tests/points.json gives {_manifest_points(question)}")
+    heading = re.search(r"\\questionheading\{([^}]*)\}\{(.*?)\\points", tex, flags=re.S)
+    assert heading and heading.group(1) == question, f"{path.name}: \\questionheading{{{question}}}{{...}} missing"
+    title = POINTS["questions"][question]["title"].removeprefix("Written: ")
+    assert " ".join(heading.group(2).split()).lower() == title.lower()
+
+
+def test_no_question_files_beyond_the_manifest():
+    for folder in (WRITTEN / "questions", WRITTEN / "answers", KEY / "answers"):
+        ids = sorted(p.stem for p in folder.glob("*.tex"))
+        assert ids == WRITTEN_IDS, f"{folder.relative_to(ROOT)} has {ids}"
+
+
+def test_every_question_is_in_the_document_once_in_order():
+    content = _strip_comments((WRITTEN / "content.tex").read_text())
+    assert re.findall(r"\\Question\{([^}]*)\}", content) == WRITTEN_IDS
+
+
+@pytest.mark.parametrize("folder", [WRITTEN / "answers", KEY / "answers"], ids=["student", "key"])
+def test_answer_files_have_one_answer_environment(folder):
+    for question in WRITTEN_IDS:
+        tex = _strip_comments((folder / f"{question}.tex").read_text())
+        assert tex.count(r"\begin{answer}") == 1 and tex.count(r"\end{answer}") == 1, f"{folder}/{question}.tex"
+
+
+def test_student_answer_stubs_are_empty():
+    """A stub may hold structure (items, tables, figures) but no prose."""
+    for question in WRITTEN_IDS:
+        tex = _strip_comments((WRITTEN / "answers" / f"{question}.tex").read_text())
+        lines = [line for line in tex.splitlines() if "&" not in line and r"\psfigure" not in line]
+        rest = re.sub(r"\\[a-zA-Z]+\*?(\[[^\]]*\]|\{[^{}]*\})*", " ", "\n".join(lines))
+        rest = re.sub(r"\[[^\]]*\]", " ", rest)  # optional arguments such as [(i)]
+        assert re.fullmatch(r"[\s{}\[\]().,$=0-9]*", rest), f"answers/{question}.tex has prose: {rest.split()}"
+
+
+def test_model_answers_do_not_leak_into_written():
+    """No sentence of the key's answers appears anywhere in written/ (which ships to students)."""
+    written_text = " ".join(" ".join(p.read_text().split()) for p in WRITTEN.rglob("*") if p.is_file()
+                            and p.suffix in {".tex", ".md", ""})
+    for path in (KEY / "answers").glob("*.tex"):
+        for line in _strip_comments(path.read_text()).splitlines():
+            line = " ".join(line.split())
+            if len(line) >= 40:
+                assert line not in written_text, f"{path.name}: {line!r} is in written/"
+    assert not list(WRITTEN.rglob("key.tex"))
+    for tex in WRITTEN.rglob("*.tex"):
+        assert not re.search(r"\\def\\answerkeymode", _strip_comments(tex.read_text())), tex
+
+
+def test_key_reuses_the_template():
+    key = _strip_comments((KEY / "key.tex").read_text())
+    assert re.search(r"\\newcommand\{\\writtendir\}\{\.\./\.\./written\}", key)
+    assert re.search(r"\\newcommand\{\\answerdir\}\{answers\}", key)
+    assert r"\input{\writtendir/content}" in key and r"\input{\writtendir/macros}" in key
+    main = _strip_comments((WRITTEN / "main.tex").read_text())
+    assert r"\input{\writtendir/content}" in main and r"\input{\writtendir/macros}" in main
+
+
+def test_every_figure_has_one_command_in_one_file():
+    commands = _strip_comments((WRITTEN / "library_commands.tex").read_text())
+    names = re.findall(r"\\SetLibraryCommand\{([^}]*)\}\{([^}]*)\}", commands)
+    registered = dict(names)
+    assert len(registered) == len(names), "a command is registered twice"
+    for figure in FIGURES:
+        assert figure in registered, f"no command for {figure}.png in library_commands.tex"
+        assert "--figures written/figures" in registered[figure]
+    used = set()
+    for tex in list(WRITTEN.rglob("*.tex")) + list(KEY.rglob("*.tex")):
+        text = _strip_comments(tex.read_text())
+        used.update(re.findall(r"\\psfigure(?:\[[^\]]*\])?\{([^}]*)\}", text))
+        used.update(re.findall(r"\\LibraryCommand\{([^}]*)\}", text))
+        if tex.name != "library_commands.tex":
+            assert "python -m src" not in text, f"{tex.name}: name library commands only in library_commands.tex"
+    assert set(FIGURES) <= used
+    assert used - {"#2"} <= set(registered), f"unregistered: {used - set(registered) - {'#2'}}"
+
+
+def test_check_script_skips_without_latex(monkeypatch, capsys):
+    checker = _load_checker()
+    monkeypatch.setattr(checker.shutil, "which", lambda program: None)
+    assert checker.main([]) == 0
+    assert "SKIPPED: latexmk not found" in capsys.readouterr().out
+
+
+def test_tiny_png_is_a_png(tmp_path):
+    checker = _load_checker()
+    checker.tiny_png(tmp_path / "x.png")
+    assert (tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+needs_latex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdflatex") is None,
+                                 reason="latexmk/pdflatex not installed")
+
+
+@needs_latex
+@pytest.mark.parametrize("fake_figures", [False, True], ids=["placeholders", "figures"])
+def test_template_and_key_build(fake_figures, tmp_path, capsys):
+    checker = _load_checker()
+    status = checker.check(fake_figures=fake_figures, keep=tmp_path)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert (tmp_path / "main.pdf").stat().st_size > 10_000
+    assert (tmp_path / "key.pdf").stat().st_size > 10_000
