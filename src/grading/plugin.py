@@ -8,15 +8,23 @@ decorators).  They get two fixtures:
 * ``reference``: ``reference(key, actual) -> expected`` (see reference.py).
 
 The plugin records one ``TestResult`` per graded test; ``grader.py`` prints them
-and writes Gradescope's results.json.
+and writes Gradescope's results.json.  With a ``selection`` (test ids or
+question ids) it deselects every other test, and tests that are not graded at
+all; when a hidden test is present both in ``hidden_tests/`` (staff copy) and
+in ``tests/hidden/`` (students' copy), the staff copy runs.
 """
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
 
+from .privileges import GraderError
+from .protocol import ProtocolError
 from .reference import HIDDEN_FIXTURES, ROOT, ExpectedValuesAbsent, Reference, ReferenceStore
 from .sandbox import StudentCodeError, Worker
+
+STAFF_HIDDEN_DIR = ROOT / "hidden_tests"
 
 
 @dataclasses.dataclass
@@ -30,6 +38,7 @@ class TestResult:
     visibility: str
     message: str = ""
     seconds: float = 0.0
+    internal: bool = False  # the grader, not the student's code, failed (worker start, test crash, ...)
 
 
 def pytest_configure(config):
@@ -54,9 +63,12 @@ def student(request):
     """The sandboxed worker that runs the submission's code."""
     config = request.config
     plugin = _plugin(config)
-    plugin.worker = Worker(config.getoption("--submission"), config.getoption("--worker-timeout"), plugin.launcher)
+    if plugin.worker is None or plugin.worker.display_dir != Path(config.getoption("--submission")).resolve():
+        plugin.worker = Worker(config.getoption("--submission"), config.getoption("--worker-timeout"),
+                               plugin.launcher, **plugin.worker_options)
     yield plugin.worker
     plugin.worker.stop()
+    plugin.worker_stats = list(plugin.worker.stats)
 
 
 @pytest.fixture(scope="session")
@@ -75,14 +87,80 @@ def reference(request, _reference_store):
 
 
 class GraderPlugin:
-    """Registered once per session; ``results`` holds the graded outcomes."""
+    """Registered once per session; ``results`` holds the graded outcomes.
 
-    def __init__(self, launcher=None):
+    ``selection``: test ids (``2a-0-basic``) or question ids (``2a``) to run, or
+    None for all; ``progress(event, test_id, index, total, result)`` is called
+    with ``"start"`` and ``"end"`` around each test; ``worker_options`` are
+    keyword arguments of ``sandbox.Worker`` (budgets, time-outs, stats).
+    """
+
+    def __init__(self, launcher=None, selection=None, progress=None, worker_options=None):
         self.launcher = launcher
+        self.selection = set(selection) if selection else None
+        self.progress = progress
+        self.worker_options = dict(worker_options or {})
         self.hidden_values_present = HIDDEN_FIXTURES.exists()
         self.results = []
         self.worker = None
+        self.worker_stats = []
         self.store = None
+        self.collected = {}  # test id -> node id of the item that runs it
+        self.collection_errors = []  # (node id, text)
+        self.problems = []  # grader problems that are not tied to one test
+        self._order = {}
+        self._started = {}
+
+    def prestart(self, submission_dir, timeout_s):
+        """Start the worker now, so that its start-up overlaps with pytest's (the fixture then uses it)."""
+        self.worker = Worker(submission_dir, timeout_s, self.launcher, **self.worker_options)
+        self.worker.start(wait=False)
+
+    # -- collection ---------------------------------------------------------
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collection_errors.append((report.nodeid, str(report.longrepr)[-3000:]))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session, config, items):
+        chosen, dropped = {}, []
+        for item in items:
+            test_id = _test_id(item)
+            if test_id is None or (self.selection and test_id not in self.selection
+                                   and test_id.split("-")[0] not in self.selection):
+                dropped.append(item)
+                continue
+            if test_id in chosen:
+                keep, other = (item, chosen[test_id]) if _is_staff_copy(item) and not _is_staff_copy(
+                    chosen[test_id]) else (chosen[test_id], item)
+                if _is_staff_copy(keep) == _is_staff_copy(other):
+                    self.problems.append(f"{test_id} is implemented twice: {keep.nodeid} and {other.nodeid}; "
+                                         "only the first counts")
+                chosen[test_id] = keep
+                dropped.append(other)
+                continue
+            chosen[test_id] = item
+        kept = [item for item in items if item not in dropped]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
+        self.collected = {_test_id(item): item.nodeid for item in items}
+        self._order = {item.nodeid: index for index, item in enumerate(items, 1)}
+
+    # -- progress -----------------------------------------------------------
+    def pytest_runtest_logstart(self, nodeid, location):
+        self._started[nodeid] = time.monotonic()
+        if self.progress is not None and nodeid in self._order:
+            self.progress("start", self._id_of(nodeid), self._order[nodeid], len(self._order), None)
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        if self.progress is not None and nodeid in self._order:
+            test_id = self._id_of(nodeid)
+            result = next((r for r in reversed(self.results) if r.test_id == test_id), None)
+            self.progress("end", test_id, self._order[nodeid], len(self._order), result)
+
+    def _id_of(self, nodeid):
+        return next((test_id for test_id, node in self.collected.items() if node == nodeid), nodeid)
 
     # -- outcomes -----------------------------------------------------------
     @pytest.hookimpl(hookwrapper=True)
@@ -95,24 +173,30 @@ class GraderPlugin:
         func = getattr(item, "function", None)
         points = float(getattr(func, "__weight__", 0.0))
         hidden = test_id.endswith("-hidden")
-        expected_absent = call.excinfo is not None and call.excinfo.errisinstance(ExpectedValuesAbsent)
-        student_error = call.excinfo is not None and call.excinfo.errisinstance(StudentCodeError)
+        excinfo = call.excinfo
+        expected_absent = excinfo is not None and excinfo.errisinstance(ExpectedValuesAbsent)
+        student_error = excinfo is not None and excinfo.errisinstance(StudentCodeError)
+        internal = excinfo is not None and (report.when == "setup" or excinfo.errisinstance((GraderError,
+                                                                                             ProtocolError)))
         if report.passed:
             score, status = getattr(func, "__score__", points), "passed"
         else:
             score, status = getattr(func, "__score__", 0.0), "failed"
-        message = _first_lines(call.excinfo) if call.excinfo is not None and not expected_absent else ""
+        message = _failure_message(excinfo, hidden) if excinfo is not None and not expected_absent else ""
+        if internal and not message.startswith("grader problem"):
+            message = f"grader problem (not your code): {message}"
         recording = self.store is not None and self.store.record
-        if hidden and not (self.hidden_values_present or recording) and not student_error:
+        if hidden and not (self.hidden_values_present or recording) and not student_error and not internal:
             # A student's copy: the hidden verdict is unknown, and its assertion text is not shown.
             score, status, message = None, "unknown", ""
         if expected_absent:
             # never fail pytest for this: the outcome is simply unknown here
             report.outcome, report.longrepr = "passed", None
+        started = self._started.get(item.nodeid)
         self.results.append(TestResult(
             test_id=test_id, question=test_id.split("-")[0], max_score=points, score=score, status=status,
             hidden=hidden, visibility=getattr(func, "__visibility__", "visible"), message=message,
-            seconds=report.duration))
+            seconds=(time.monotonic() - started) if started else report.duration, internal=internal))
 
 
 def _test_id(item):
@@ -120,7 +204,34 @@ def _test_id(item):
     return getattr(func, "__test_id__", None)
 
 
-def _first_lines(excinfo, limit=2000):
+def _is_staff_copy(item):
+    try:
+        return Path(str(item.path)).resolve().is_relative_to(STAFF_HIDDEN_DIR)
+    except (OSError, ValueError):
+        return False
+
+
+def _strip_rewritten_assert(text):
+    """Drop what pytest's assertion rewriting added (``assert a == b`` with values): hidden tests only."""
+    kept = []
+    for line in text.splitlines():
+        if line.startswith("assert ") or line.lstrip().startswith(("+  where", "+    where", "+  and")):
+            break
+        kept.append(line)
+    return "\n".join(kept).strip()
+
+
+def _failure_message(excinfo, hidden, limit=2000):
+    """The text a student sees: the check's message, the student's error, or the test's own crash."""
     error = excinfo.value
-    text = str(error) if isinstance(error, AssertionError) and str(error) else excinfo.exconly()
-    return text.strip()[:limit]
+    if isinstance(error, StudentCodeError):
+        text = str(error)
+    elif isinstance(error, (GraderError, ProtocolError)):
+        text = f"grader problem (not your code): {error}"
+    elif isinstance(error, AssertionError):
+        text = _strip_rewritten_assert(str(error)) if hidden else str(error)
+        text = text or "a check of this test failed (AssertionError without a message)"
+    else:
+        text = excinfo.exconly() + "\n(an error in the test itself, not a check of your code: please report it)"
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit - 20] + "\n[... cut ...]"

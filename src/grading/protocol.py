@@ -10,7 +10,7 @@ import struct
 import torch
 
 HEADER = struct.Struct("<Q")
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # probes return small results; this bounds what a worker can make the grader hold
 
 
 class ProtocolError(Exception):
@@ -22,6 +22,16 @@ def encode(obj):
     torch.save(obj, buffer)
     payload = buffer.getvalue()
     return HEADER.pack(len(payload)) + payload
+
+
+def write_message(stream, obj):
+    """Write one message to a binary stream, all of it (raw pipes may take fewer bytes per write)."""
+    view = memoryview(encode(obj))
+    while view:
+        written = stream.write(view)
+        if written is None:
+            written = 0
+        view = view[written:]
 
 
 def _read_exactly(stream, size):

@@ -1,15 +1,31 @@
 """The grader's side of the worker: start it, send requests, enforce limits.
 
-``Worker.run(probe, **kwargs)`` runs one probe of ``src/grading/probes`` on the
-submission in a separate process and returns its plain-data result.  Anything
-the student's code does wrong comes back as a ``StudentCodeError`` (an
-``AssertionError``, so the test fails) whose message says what happened:
+``Worker.run(probe, timeout_s=None, **kwargs)`` runs one probe of
+``src/grading/probes`` on the submission in a separate process and returns its
+plain-data result.  Anything the student's code does wrong comes back as a
+``StudentCodeError`` (an ``AssertionError``, so the test fails) whose first line
+says what happened:
 
-* the code raised: the exception with the student's own traceback frames;
-* it ran past the time limit: the worker is killed and restarted;
-* the worker died (``sys.exit``, ``os._exit``, a segfault, the memory limit);
-* a module could not be imported: every later probe that needs it fails at
-  once with the same message, and the other modules are still graded.
+* the code raised: ``made.MADE.log_prob raised ValueError: ...`` and the
+  student's own traceback frames below; a bare ``NotImplementedError`` from a
+  stub is the one line ``made.MADE.forward: not implemented yet``;
+* it ran past the time limit of the call: the worker and everything it started
+  are killed, and the next call starts a fresh worker;
+* it used more memory than allowed: ``memory limit (N MB) exceeded``;
+* the worker died (``os._exit``, a segfault, a signal);
+* a module could not be imported (a syntax error, an exception or a loop at
+  import, a missing file): every later probe that needs it fails at once with
+  the same message, and the other modules are still graded.
+
+Besides the time limit of each call there are two budgets, so that a
+submission that loops forever cannot keep the grader past Gradescope's own
+time limit: each student module may use ``module_budget_s`` seconds in all
+(imports and calls that need it), and all calls together ``time_budget_s``.
+Once a budget is used up, the calls it covers fail at once with a message
+that says so.
+
+Who the worker runs as and its limits come from the launcher (see
+``privileges.py``); without one, the worker runs as the current user.
 """
 import os
 import queue
@@ -19,20 +35,26 @@ import threading
 import time
 from pathlib import Path
 
-from . import protocol
-from .probes import modules_of
+from . import privileges, protocol
+from .privileges import GraderError
+from .probes import get as get_probe
 
 WORKER_SCRIPT = Path(__file__).resolve().with_name("worker.py")
 OUTPUT_TAIL_BYTES = 4096
 IMPORT_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 180.0  # importing torch: about 2 s on Gradescope, much more on a loaded laptop
+SIGNAL_NAMES = {4: "SIGILL, illegal instruction", 6: "SIGABRT, aborted", 7: "SIGBUS, bus error",
+                8: "SIGFPE, arithmetic error", 9: "SIGKILL, killed", 11: "SIGSEGV, segmentation fault",
+                13: "SIGPIPE", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ, file size limit exceeded"}
 
 
 class StudentCodeError(AssertionError):
     """The student's code failed: raised, timed out, crashed or could not be imported."""
 
-    def __init__(self, message, not_implemented=False):
+    def __init__(self, message, not_implemented=False, kind="error"):
         super().__init__(message)
         self.not_implemented = not_implemented
+        self.kind = kind  # "error", "not_implemented", "timeout", "memory", "crash", "import", "budget"
 
 
 class _OutputTail:
@@ -45,40 +67,161 @@ class _OutputTail:
         self._thread.start()
 
     def _drain(self, stream):
-        for chunk in iter(lambda: stream.read(65536), b""):
-            self.total += len(chunk)
-            self.tail = (self.tail + chunk)[-OUTPUT_TAIL_BYTES:]
+        try:
+            for chunk in iter(lambda: stream.read1(65536), b""):
+                self.total += len(chunk)
+                self.tail = (self.tail + chunk)[-OUTPUT_TAIL_BYTES:]
+        except (OSError, ValueError):
+            pass
 
     def text(self):
+        self._thread.join(timeout=1.0)
         return self.tail.decode("utf-8", "replace").strip()
+
+
+class _Channels:
+    """Two private pipes between grader and worker: requests in, replies out (stdin stays empty)."""
+
+    def __init__(self):
+        self.request_read, self.request_write = os.pipe()
+        self.response_read, self.response_write = os.pipe()
+        if privileges.IS_WINDOWS:  # no pass_fds on Windows: inherit exactly these two handles
+            import msvcrt
+
+            handles = [msvcrt.get_osfhandle(self.request_read), msvcrt.get_osfhandle(self.response_write)]
+            for handle in handles:
+                os.set_handle_inheritable(handle, True)
+            info = subprocess.STARTUPINFO()
+            info.lpAttributeList = {"handle_list": handles}
+            self.specs = [f"handle:{handle}" for handle in handles]
+            self.popen_kwargs = {"startupinfo": info, "close_fds": True}
+        else:
+            self.specs = [f"fd:{self.request_read}", f"fd:{self.response_write}"]
+            self.popen_kwargs = {"pass_fds": (self.request_read, self.response_write)}
+
+    def close_child_ends(self):
+        for fd in (self.request_read, self.response_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def close_all(self):
+        self.close_child_ends()
+        for fd in (self.request_write, self.response_read):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def parent_ends(self):
+        return os.fdopen(self.request_write, "wb", buffering=0), os.fdopen(self.response_read, "rb")
+
+
+def _rss_kb(pid):
+    """(resident, peak resident) size of ``pid`` in kB, or (None, None) where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+    except (OSError, KeyError, ValueError):
+        pass
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True, timeout=5)
+            rss = int(out.stdout.strip())
+            return rss, None
+        except (OSError, ValueError, subprocess.SubprocessError):
+            pass
+    return None, None
+
+
+def _short(value, limit=60):
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"tensor{tuple(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def describe_call(probe, kwargs):
+    """``q1.bernoulli_ll(seed=0, shape=[4, 3])``: the input case, never an expected value."""
+    text = f"{probe}({', '.join(f'{k}={_short(v)}' for k, v in kwargs.items())})"
+    return text if len(text) <= 240 else text[:237] + "..."
 
 
 class Worker:
     """One worker process for one submission folder, restarted after a failure."""
 
-    def __init__(self, submission_dir, timeout_s=60.0, launcher=None):
-        self.submission_dir = Path(submission_dir).resolve()
+    def __init__(self, submission_dir, timeout_s=60.0, launcher=None, *, import_timeout_s=IMPORT_TIMEOUT_S,
+                 start_timeout_s=START_TIMEOUT_S, time_budget_s=None, module_budget_s=None, collect_stats=False):
+        self.launcher = launcher if launcher is not None else privileges.Launcher()
+        self.display_dir = Path(submission_dir).resolve()  # what messages show
+        self.submission_dir = self.launcher.prepare_submission(self.display_dir)  # what the worker imports
         self.timeout_s = timeout_s
-        self.launcher = launcher  # sandbox policy (user, limits); see privileges.py
+        self.import_timeout_s = import_timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.time_budget_s = time_budget_s
+        self.module_budget_s = module_budget_s
+        self.collect_stats = collect_stats
+        self.memory_mb = self.launcher.limits.memory_mb
+        self.stats = []  # one entry per worker process: pid, seconds, peak resident size, modules
+        self.used_s = 0.0
+        self.module_used_s = {}
+        self.last_seconds = 0.0
         self._process = None
+        self._hello = None
         self._import_failures = {}
         self._imported = set()
+        self._seq = 0
 
     # -- process management -------------------------------------------------
-    def _start(self):
-        read_fd, write_fd = os.pipe()
-        command = [sys.executable, "-u", str(WORKER_SCRIPT), str(self.submission_dir), str(write_fd)]
-        popen_kwargs = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            pass_fds=(write_fd,), start_new_session=True)
-        if self.launcher is not None:
-            popen_kwargs.update(self.launcher.popen_kwargs())
-        self._process = subprocess.Popen(command, **popen_kwargs)
-        os.close(write_fd)
-        self._responses = os.fdopen(read_fd, "rb")
-        self._output = _OutputTail(self._process.stdout)
+    def start(self, wait=True):
+        """Start the worker process (importing torch takes a while: ``wait=False`` lets it happen meanwhile)."""
+        if self._process is None:
+            self._launch()
+        if wait and self._hello is None:
+            self._await_hello()
+
+    _start = start
+
+    def _launch(self):
+        channels = _Channels()
+        command = [sys.executable, "-u", str(WORKER_SCRIPT), str(self.submission_dir), *channels.specs,
+                   self.launcher.limits.as_argument()]
+        kwargs = dict(stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        kwargs.update(self.launcher.popen_kwargs())
+        kwargs.update(channels.popen_kwargs)
+        try:
+            process = subprocess.Popen(command, **kwargs)
+        except OSError as error:
+            channels.close_all()
+            raise GraderError(f"could not start the worker process: {error}") from None
+        channels.close_child_ends()
+        self._process = process
+        self._hello = None
+        self._requests, self._responses = channels.parent_ends()
+        self._output = _OutputTail(process.stdout)
         self._replies = queue.Queue()
-        threading.Thread(target=self._read_replies, args=(self._responses, self._replies), daemon=True).start()
+        self._started_at = time.monotonic()
+        self._memory_killed = False
+        self._peak_rss_kb = None
         self._imported = set()
+        threading.Thread(target=self._read_replies, args=(self._responses, self._replies), daemon=True).start()
+
+    def _await_hello(self):
+        process = self._process
+        try:
+            hello = self._replies.get(timeout=max(self.start_timeout_s - (time.monotonic() - self._started_at), 1.0))
+        except queue.Empty:
+            hello = None
+        if not (isinstance(hello, dict) and isinstance(hello.get("hello"), dict)):
+            output = self._output.text()
+            self.stop()
+            raise GraderError(f"the worker process did not start within {self.start_timeout_s:g} s ({hello!r})"
+                              + (f"; its output:\n{output[-1500:]}" if output else ""))
+        self._hello = self.hello = hello["hello"]
+        baseline = self.hello.get("memory", {}).get("rss_kb")
+        threading.Thread(target=self._watch_memory, args=(process, baseline), daemon=True).start()
 
     @staticmethod
     def _read_replies(stream, replies):
@@ -88,81 +231,204 @@ class Worker:
             except EOFError:
                 replies.put(EOFError())
                 return
-            except protocol.ProtocolError as error:
-                replies.put(error)
+            except (protocol.ProtocolError, OSError, ValueError) as error:
+                replies.put(protocol.ProtocolError(str(error)))
                 return
 
+    def _watch_memory(self, process, baseline_kb):
+        """Backstop for platforms where RLIMIT_AS is not enforced: kill a worker whose resident size runs away."""
+        limit_kb = (baseline_kb or 0) + self.memory_mb * 1024
+        while process.poll() is None:
+            rss, peak = _rss_kb(process.pid)
+            if rss is None:
+                if not os.path.exists("/proc") and sys.platform != "darwin":
+                    return  # nothing to watch with on this platform
+            else:
+                self._peak_rss_kb = max(self._peak_rss_kb or 0, peak or rss)
+                if baseline_kb and rss > limit_kb:
+                    self._memory_killed = True
+                    self.launcher.kill_all(process)
+                    return
+            time.sleep(0.1)
+
     def stop(self):
-        """Kill the worker and everything it started."""
+        """Kill the worker and everything it started (every process of the sandbox user, as root)."""
         process, self._process = self._process, None
         if process is None:
             return
-        if self.launcher is not None:
-            self.launcher.kill_all(process)
-        else:
-            try:
-                os.killpg(process.pid, 9)
-            except (ProcessLookupError, PermissionError, AttributeError):
-                process.kill()
-        process.wait()
-        for stream in (process.stdin, process.stdout, self._responses):
+        entry = {"pid": process.pid, "seconds": round(time.monotonic() - self._started_at, 3)}
+        if self.collect_stats and process.poll() is None and self._hello is not None:
+            entry.update(self._final_stats(process))
+        _rss, peak = _rss_kb(process.pid)
+        peaks = [p for p in (peak, self._peak_rss_kb, entry.pop("peak_rss_kb", None)) if p]
+        entry["peak_rss_kb"] = max(peaks) if peaks else None
+        self.launcher.kill_all(process)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self._requests, process.stdout, self._responses):
             try:
                 stream.close()
             except OSError:
                 pass
+        self.stats.append(entry)
+
+    def _final_stats(self, process):
+        """Ask a healthy worker which modules it loaded and its peak memory (for tools/benchmark_grader.py)."""
+        self._seq += 1
+        try:
+            protocol.write_message(self._requests, {"op": "stats", "seq": self._seq})
+            reply = self._replies.get(timeout=10)
+        except (OSError, queue.Empty):
+            return {}
+        if isinstance(reply, dict) and reply.get("ok") and isinstance(reply.get("value"), dict):
+            value = reply["value"]
+            return {"modules": [str(m) for m in value.get("modules", [])][:2000],
+                    "peak_rss_kb": value.get("peak_rss_kb")}
+        return {}
 
     # -- requests -----------------------------------------------------------
-    def _request(self, message, timeout_s, doing):
-        if self._process is None:
-            self._start()
+    def _shown(self, text):
+        """Student-facing text: the sandbox copy's path replaced by the submission's own."""
+        text = str(text)
+        if self.submission_dir != self.display_dir:
+            text = text.replace(str(self.submission_dir), str(self.display_dir))
+        return text
+
+    def _request(self, message, timeout_s, doing, timeout_reason=""):
+        self.start()
+        self._seq += 1
+        message = {**message, "seq": self._seq}
         try:
-            self._process.stdin.write(protocol.encode(message))
-            self._process.stdin.flush()
+            protocol.write_message(self._requests, message)
             reply = self._replies.get(timeout=timeout_s)
         except queue.Empty:
             self.stop()
-            raise StudentCodeError(f"{doing}: timed out after {timeout_s:g} s") from None
+            raise StudentCodeError(f"{doing}: timed out after {timeout_s:g} s{timeout_reason}; the process running "
+                                   "your code was stopped (an endless loop, or code far too slow?)",
+                                   kind="timeout") from None
         except (BrokenPipeError, OSError):
             reply = EOFError()
         if isinstance(reply, EOFError):
-            returncode = self._process.wait(timeout=10)
-            output = self._output.text()
+            self._died(doing)
+        if isinstance(reply, protocol.ProtocolError) or not (
+                isinstance(reply, dict) and reply.get("seq") == self._seq and isinstance(reply.get("ok"), bool)):
             self.stop()
-            how = f"exit status {returncode}" if returncode >= 0 else f"signal {-returncode}"
-            hint = " (memory limit?)" if returncode in (-9, 137) else ""
-            raise StudentCodeError(f"{doing}: the worker process running your code ended ({how}{hint})."
-                                   + (f"\nLast output:\n{output[-800:]}" if output else ""))
-        if isinstance(reply, protocol.ProtocolError):
-            self.stop()
-            raise StudentCodeError(f"{doing}: the worker sent an invalid reply ({reply})")
+            raise StudentCodeError(f"{doing}: the process running your code sent an invalid reply "
+                                   f"({_short(reply, 120)})", kind="crash")
         if not reply["ok"]:
-            error = reply["error"]
-            raise StudentCodeError(f"{doing}: {error['traceback']}", not_implemented=error["not_implemented"])
-        return reply["value"]
+            self._raise_error(reply.get("error"), doing)
+        return reply.get("value")
+
+    def _died(self, doing):
+        process = self._process
+        try:
+            returncode = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        output = self._shown(self._output.text())
+        memory = self._memory_killed
+        self.stop()
+        if memory:
+            raise StudentCodeError(f"{doing}: memory limit ({self.memory_mb} MB) exceeded; the process running your "
+                                   "code was stopped", kind="memory")
+        if returncode is None:
+            how = "it closed its channel to the grader"
+        elif returncode >= 0:
+            how = f"exit status {returncode}"
+        else:
+            how = f"signal {-returncode}" + (f": {SIGNAL_NAMES[-returncode]}" if -returncode in SIGNAL_NAMES else "")
+        hint = f" (over the memory limit of {self.memory_mb} MB?)" if returncode in (-9, 137) else ""
+        raise StudentCodeError(f"{doing}: the process running your code ended ({how}){hint}"
+                               + (f"\nLast output:\n{output[-800:]}" if output else ""), kind="crash")
+
+    def _raise_error(self, error, doing):
+        if not isinstance(error, dict):
+            raise StudentCodeError(f"{doing}: your code failed", kind="error")
+        unimplemented = error.get("unimplemented")
+        if unimplemented:
+            raise StudentCodeError(f"{unimplemented}: not implemented yet", not_implemented=True,
+                                   kind="not_implemented")
+        trace = self._shown(error.get("traceback", ""))
+        kind = str(error.get("type", "Exception"))
+        if error.get("memory"):
+            raise StudentCodeError(f"{doing}: memory limit ({self.memory_mb} MB) exceeded ({kind})\n{trace}",
+                                   kind="memory")
+        where = error.get("where")
+        message = str(error.get("message") or "").strip()
+        head = f"{where} raised {kind}" if where else f"{doing} raised {kind}"
+        if message:
+            head += f": {message.splitlines()[0][:300]}"
+        if where:
+            head += f" (running {doing})"
+        raise StudentCodeError(self._shown(head) + (f"\n{trace}" if trace else ""),
+                               not_implemented=bool(error.get("not_implemented")), kind="error")
+
+    # -- budgets ------------------------------------------------------------
+    def _allowance(self, wanted_s, modules, doing):
+        """The time this call may take, within the budgets; raises once a budget is used up."""
+        allowed, reason = wanted_s, ""
+        if self.time_budget_s is not None:
+            left = self.time_budget_s - self.used_s
+            if left <= 0:
+                raise StudentCodeError(f"{doing}: not run: the {self.time_budget_s:g} s that this grading session "
+                                       "allows for running your code were used up by earlier calls", kind="budget")
+            if left < allowed:
+                allowed, reason = left, f" (what was left of the session's {self.time_budget_s:g} s budget)"
+        if self.module_budget_s is not None:
+            for module in modules:
+                left = self.module_budget_s - self.module_used_s.get(module, 0.0)
+                if left <= 0:
+                    raise StudentCodeError(f"{doing}: not run: the {self.module_budget_s:g} s allowed for running "
+                                           f"{module}.py were used up by earlier calls", kind="budget")
+                if left < allowed:
+                    allowed, reason = left, f" (what was left of the {self.module_budget_s:g} s budget of {module}.py)"
+        return allowed, reason
+
+    def _charge(self, modules, seconds):
+        self.used_s += seconds
+        for module in modules:
+            self.module_used_s[module] = self.module_used_s.get(module, 0.0) + seconds
 
     def _ensure_imported(self, module):
         if module in self._import_failures:
-            raise StudentCodeError(self._import_failures[module])
-        if module in self._imported:
+            raise StudentCodeError(self._import_failures[module], kind="import")
+        if module in self._imported and self._process is not None:
             return
         path = self.submission_dir / f"{module}.py"
-        if not path.exists():
-            message = f"{path.name} is missing from {self.submission_dir}: every question of that file scores 0"
+        shown = self.display_dir / f"{module}.py"
+        if not path.is_file():
+            message = (f"{shown.name} is missing from your submission (looked in {self.display_dir}): "
+                       "every test that needs it scores 0")
             self._import_failures[module] = message
-            raise StudentCodeError(message)
+            raise StudentCodeError(message, kind="import")
+        timeout, reason = self._allowance(self.import_timeout_s, [module], f"importing {shown.name}")
+        self.start()  # start-up (importing torch) is not the student's time
+        started = time.monotonic()
         try:
-            self._request({"op": "import", "module": module}, IMPORT_TIMEOUT_S, f"importing {path.name}")
+            self._request({"op": "import", "module": module}, timeout, f"importing {shown.name}", reason)
         except StudentCodeError as error:
-            self._import_failures[module] = f"{path.name} could not be imported, so its tests score 0: {error}"
-            raise StudentCodeError(self._import_failures[module]) from None
+            lines = str(error).splitlines()
+            self._import_failures[module] = (f"{shown.name} could not be imported, so every test that needs it "
+                                             f"scores 0: {lines[0]}" + "".join(f"\n{line}" for line in lines[1:]))
+            raise StudentCodeError(self._import_failures[module], kind="import") from None
+        finally:
+            self._charge([module], time.monotonic() - started)
         self._imported.add(module)
 
     def run(self, probe, timeout_s=None, **kwargs):
         """Run ``probe`` (a name such as ``"q2.made_log_prob"``) on the submission; return its result."""
-        for module in modules_of(probe):
+        func = get_probe(probe)
+        modules = list(getattr(func, "student_modules", ()))
+        doing = describe_call(probe, kwargs)
+        for module in modules:
             self._ensure_imported(module)
+        timeout, reason = self._allowance(timeout_s or self.timeout_s, modules, doing)
         started = time.monotonic()
-        value = self._request({"op": "probe", "name": probe, "kwargs": kwargs},
-                              timeout_s or self.timeout_s, f"running {probe}")
-        self.last_seconds = time.monotonic() - started
-        return value
+        try:
+            return self._request({"op": "probe", "name": probe, "module": func.__module__, "kwargs": kwargs},
+                                 timeout, doing, reason)
+        finally:
+            self.last_seconds = time.monotonic() - started
+            self._charge(modules, self.last_seconds)

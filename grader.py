@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Grade Problem Set 1 the way Gradescope does.
+
+    python grader.py                          # grade submission/: every public (and hidden) test
+    python grader.py 2a                       # one question; several are allowed: 2a 2b 3a
+    python grader.py 2a-0-basic               # one test
+    python grader.py --submission solution    # grade another folder (solution/: the reference)
+    python grader.py -v                       # print every failure in full (with your traceback)
+    python grader.py --results results.json   # also write Gradescope's results.json
+
+It runs the graded pytest tests of ``tests/`` (and, where present, of
+``hidden_tests/`` and ``tests/hidden/``) through the grader's pytest plugin.
+Your code runs in a separate worker process with a time and a memory limit;
+when the grader runs as root (Gradescope) that process runs as an unprivileged
+user of its own.  Hidden tests whose expected values are not in your copy still
+run your code (so a crash or a time-out shows), and their points show as ???.
+Written questions are graded by hand and never scored here.
+
+Exit status: 0 when grading completed (whatever the score), 1 when the grader
+itself failed, 2 for a bad command line.  With ``--results`` the results file
+is written in every case, also when the grader fails.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+MANIFEST = ROOT / "tests" / "points.json"
+HEAVY_MODULES = ("torchvision", "matplotlib", "PIL", "pandas", "scipy", "sklearn", "IPython")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="Grade Problem Set 1 (autoregressive models).",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("select", nargs="*", metavar="QUESTION_OR_TEST",
+                        help="question ids (2a) or test ids (2a-0-basic) to grade; default: everything")
+    parser.add_argument("--submission", default=str(ROOT / "submission"), help="folder with your .py files")
+    parser.add_argument("--results", help="also write Gradescope's results.json to this file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every failure message in full")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--timeout", type=float, default=60.0, help="seconds per call into your code (default 60; "
+                        "tests may set their own)")
+    limits.add_argument("--import-timeout", type=float, default=30.0, help="seconds to import one of your files")
+    limits.add_argument("--memory-mb", type=int, default=1024,
+                        help="memory your code may use on top of Python and torch (default 1024 MB)")
+    limits.add_argument("--module-budget", type=float, default=240.0,
+                        help="seconds that all calls into one of your files may take together (default 240)")
+    limits.add_argument("--time-budget", type=float, default=540.0,
+                        help="seconds that all calls into your code may take together (default 540)")
+    staff = parser.add_argument_group("staff")
+    staff.add_argument("--tests", action="append", help="test folders or files to run instead of the default ones")
+    staff.add_argument("--sandbox-user", help="as root: run the worker as this (existing) user")
+    staff.add_argument("--no-sandbox-user", action="store_true", help="as root: do not switch user (unsafe)")
+    staff.add_argument("--stats", help="write timing and memory statistics (JSON) here (tools/benchmark_grader.py)")
+    return parser.parse_args(argv)
+
+
+class UsageError(Exception):
+    """A bad command line (exit status 2)."""
+
+
+def load_manifest():
+    return json.loads(MANIFEST.read_text())
+
+
+def resolve_selection(manifest, select):
+    """The selected ids, checked against the manifest; raises ValueError for an unknown one."""
+    known = set(manifest["questions"]) | set(manifest["tests"])
+    unknown = [s for s in select if s not in known]
+    if unknown:
+        raise UsageError(f"unknown question or test id: {', '.join(unknown)} (questions: "
+                         f"{', '.join(manifest['questions'])}; tests look like 2a-0-basic)")
+    return list(select) or None
+
+
+def default_test_paths():
+    paths = [ROOT / "tests"]  # includes tests/hidden/ (the hidden tests' runners in the students' copy)
+    if (ROOT / "hidden_tests").is_dir():
+        paths.append(ROOT / "hidden_tests")  # staff / Gradescope copy, with the expected values
+    return paths
+
+
+def results_folder_protectable(folder):
+    """Whether the results folder can be made root-only without locking the worker out of what it needs."""
+    import stat
+    import tempfile
+
+    folder = folder.resolve()
+    needed = [ROOT, Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent,
+              Path(tempfile.gettempdir()).resolve(), Path("/")]
+    if any(path == folder or path.is_relative_to(folder) for path in needed):
+        return False
+    return not folder.stat().st_mode & stat.S_IWOTH  # a shared folder such as /tmp stays as it is
+
+
+class Progress:
+    """One line per test while the grade runs."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __call__(self, event, test_id, index, total, result):
+        if event == "start":
+            self.stream.write(f"[{index:>2}/{total}] {test_id:<13} ")
+        else:
+            if result is None:
+                text = "not graded"
+            elif result.status == "unknown":
+                text = "ran; score ??? (hidden expected values not in this copy)"
+            else:
+                score = "?" if result.score is None else f"{result.score:g}"
+                text = f"{'passed' if result.status == 'passed' else 'FAILED'}  {score}/{result.max_score:g}"
+            seconds = result.seconds if result is not None else 0.0
+            self.stream.write(f"{text}  ({seconds:.1f} s)\n")
+        self.stream.flush()
+
+
+def run(args, started, state):
+    from src.grading import privileges, report
+    from src.grading.plugin import GraderPlugin
+
+    manifest = state["manifest"] = load_manifest()
+    selection = state["selection"] = resolve_selection(manifest, args.select)
+    results_path = Path(args.results).resolve() if args.results else None
+
+    limits = privileges.Limits(memory_mb=args.memory_mb)
+    launcher = state["launcher"] = privileges.make_launcher(limits, user=args.sandbox_user,
+                                                            switch_user=not args.no_sandbox_user)
+    # Before any worker starts: staff files and the results folder become root-only.
+    protected = [ROOT / name for name in privileges.STAFF_PATHS]
+    if results_path is not None:
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        if launcher.privileged and results_folder_protectable(results_path.parent):
+            protected.append(results_path.parent)
+    launcher.protect(protected)
+
+    submission = Path(args.submission).resolve()
+    paths = [Path(p).resolve() for p in args.tests] if args.tests else default_test_paths()
+    plugin = state["plugin"] = GraderPlugin(
+        launcher=launcher, selection=selection, progress=Progress(sys.stdout),
+        worker_options=dict(import_timeout_s=args.import_timeout, time_budget_s=args.time_budget,
+                            module_budget_s=args.module_budget, collect_stats=bool(args.stats)))
+    plugin.prestart(submission, args.timeout)  # torch loads in the worker while pytest collects
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: same behaviour on every machine
+    import pytest
+
+    shown = submission.relative_to(ROOT) if submission.is_relative_to(ROOT) else submission
+    print(f"Grading {shown}/ ({'question(s) ' + ' '.join(selection) if selection else 'all questions'}); "
+          f"{launcher.describe()}", flush=True)
+    pytest_args = [*map(str, paths), "-p", "src.grading.plugin", "-p", "no:cacheprovider", "-p", "no:terminal",
+                   "-p", "no:stepwise", "--import-mode=importlib", "--rootdir", str(ROOT),
+                   "--submission", str(submission), "--worker-timeout", str(args.timeout)]
+    exit_code = pytest.main(pytest_args, plugins=[plugin])
+    if plugin.worker is not None:
+        plugin.worker.stop()
+        plugin.worker_stats = plugin.worker_stats or list(plugin.worker.stats)
+
+    problems = list(plugin.problems)
+    for nodeid, text in plugin.collection_errors:
+        problems.append(f"a test file could not be loaded: {nodeid or '(collection)'}: "
+                        + (text.strip().splitlines() or [""])[-1])
+    if int(exit_code) in (2, 3, 4):
+        problems.append(f"pytest stopped with exit status {int(exit_code)} ({exit_code!r})")
+    not_run = "not graded: a test file could not be loaded (grader problem, not your code)" \
+        if plugin.collection_errors else None
+    summary = report.summarize(manifest, plugin.results, submission=shown, selection=selection,
+                               collected=plugin.collected, problems=problems, hidden_values_present=
+                               plugin.hidden_values_present, not_run_reason=not_run, sandbox="")
+    print()
+    print(report.format_report(summary, verbose=args.verbose), flush=True)
+    state["results"] = report.results_json(summary, time.monotonic() - started)
+    return 1 if summary.grader_failed else 0
+
+
+def emergency_results(state, error_text, seconds):
+    """results.json when the grader failed: from report.py if it imports, else built here with json alone."""
+    try:
+        from src.grading import report
+
+        return report.fallback_results(state.get("manifest"), error_text, seconds, state.get("selection"))
+    except BaseException:
+        pass
+    tests = []
+    try:
+        manifest = state.get("manifest") or load_manifest()
+        for test_id, test in manifest["tests"].items():
+            if test.get("type") == "coding":
+                tests.append({"name": test_id, "number": test_id, "score": 0.0, "max_score": float(test["points"]),
+                              "output": "not graded: the autograder itself failed (not your code)"})
+    except BaseException:
+        pass
+    return {"score": 0.0, "execution_time": round(seconds, 3), "tests": tests,
+            "output": "The autograder itself failed (not your code); please tell the staff.\n" + error_text[-3000:]}
+
+
+def write_stats(args, state, started):
+    import resource
+
+    plugin = state.get("plugin")
+    self_usage, child_usage = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers = list(getattr(plugin, "worker_stats", []) or [])
+    stats = {"wall_s": round(time.monotonic() - started, 3),
+             "grader_cpu_s": round(self_usage.ru_utime + self_usage.ru_stime, 3),
+             "children_cpu_s": round(child_usage.ru_utime + child_usage.ru_stime, 3),
+             "grader_peak_rss_kb": self_usage.ru_maxrss, "children_max_peak_rss_kb": child_usage.ru_maxrss,
+             "workers": workers, "grader_heavy_modules": sorted(m for m in HEAVY_MODULES if m in sys.modules),
+             "worker_heavy_modules": sorted({m for w in workers for m in w.get("modules", []) if m in HEAVY_MODULES}),
+             "torch": str(sys.modules["torch"].__version__) if "torch" in sys.modules else None,
+             "tests": [{"id": r.test_id, "score": r.score, "status": r.status, "seconds": round(r.seconds, 3)}
+                       for r in getattr(plugin, "results", [])]}
+    Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")
+
+
+def main(argv=None):
+    started = time.monotonic()
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    sys.path.insert(0, str(ROOT))
+    state = {}
+    code = 1
+    try:
+        try:
+            code = run(args, started, state)
+        except UsageError as error:
+            print(f"grader.py: {error}", file=sys.stderr)
+            state["results"] = emergency_results(state, f"bad command line: {error}", time.monotonic() - started)
+            code = 2
+    except BaseException as error:  # the grader itself failed: say so, and still write results.json
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        print(f"\nGRADER PROBLEM (not your code): the grader failed:\n{text}", file=sys.stderr, flush=True)
+        state["results"] = emergency_results(state, text, time.monotonic() - started)
+        code = 130 if isinstance(error, KeyboardInterrupt) else 1
+    finally:
+        launcher = state.get("launcher")
+        plugin = state.get("plugin")
+        try:
+            if plugin is not None and plugin.worker is not None:
+                plugin.worker.stop()
+        except BaseException:
+            code = code or 1
+        try:
+            if launcher is not None:
+                launcher.cleanup()  # nothing of the worker's user is left running before results are written
+        except BaseException:
+            traceback.print_exc()
+            code = code or 1
+        if args.results:
+            data = state.get("results") or emergency_results(state, "the grader stopped early",
+                                                             time.monotonic() - started)
+            try:
+                from src.grading.report import write_results
+            except BaseException:
+                write_results = _write_json
+            write_results(args.results, data)
+        if args.stats:
+            try:
+                write_stats(args, state, started)
+            except BaseException:
+                traceback.print_exc()
+    return code
+
+
+def _write_json(path, data):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

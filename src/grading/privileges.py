@@ -1,0 +1,448 @@
+"""Who the worker runs as, with which limits, and how everything it started is ended.
+
+``sandbox.Worker`` asks a *launcher* for the arguments of ``subprocess.Popen``
+and for the limits that the worker sets on itself before it runs any student
+code; it calls ``launcher.kill_all(process)`` to end a worker.  Two launchers:
+
+``Launcher`` (any user; a student's laptop on Linux, macOS or Windows)
+    The worker is a separate process in its own session / process group, with a
+    limit on its memory (``RLIMIT_AS`` on Linux, relative to what Python and
+    torch took at start-up; elsewhere the grader watches its resident size where
+    it can read it), no core dumps and a file-size limit.  Ending it kills its
+    process group (Windows: its process tree).
+
+``PrivilegedLauncher`` (the grader runs as root: Gradescope, a TA's container)
+    On top of that, the worker runs as an unprivileged user of its own (created
+    with ``useradd`` when missing, ``nobody`` if that fails) with no
+    supplementary groups, a clean environment, its own HOME and TMPDIR, and at
+    most ``nproc`` processes (``RLIMIT_NPROC``, against fork bombs).  Before any
+    worker starts, the staff-only paths (``hidden_tests/``, ``solution/``,
+    ``staff/``, ``.git/``) and the results folder become root-only, and the
+    submission is copied (regular files only, never following links) into a
+    fresh folder that this user can read but not change.  Ending a worker kills
+    every process of that user: a helper forked from the grader drops to that
+    uid and calls ``kill(-1, SIGKILL)``, which the kernel applies atomically with
+    respect to ``fork``, so a fork bomb cannot outrun it.  The grader becomes a
+    child subreaper so that the killed orphans are reaped and never count
+    against ``RLIMIT_NPROC`` again.
+
+    Concurrent graders on one machine each take their own user from a small
+    pool (``ps1grader``, ``ps1grader1``, ...; an exclusive ``flock`` on a
+    root-only lock file says which is in use), so one grader's cleanup never
+    kills another grader's worker.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+IS_WINDOWS = os.name == "nt"
+DEFAULT_USER = "ps1grader"
+USER_POOL_SIZE = 8
+LOCK_DIR = Path("/var/lock/ps1-grader") if Path("/var/lock").is_dir() else Path(tempfile.gettempdir()) / "ps1-grader-locks"
+STAFF_PATHS = ("hidden_tests", "solution", "staff", ".git")  # never readable by the worker's user
+SKIPPED_NAMES = {"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store"}
+MAX_COPIED_FILE_BYTES = 64 * 1024 * 1024
+MAX_COPIED_TOTAL_BYTES = 512 * 1024 * 1024
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class GraderError(RuntimeError):
+    """The grader itself could not do its job (not the student's fault)."""
+
+
+@dataclasses.dataclass
+class Limits:
+    """What the worker may use.  ``memory_mb`` is on top of what Python and torch take at start."""
+
+    memory_mb: int = 1024
+    nproc: int | None = None  # RLIMIT_NPROC; only for a user of its own (it counts all of the user's processes)
+    fsize_mb: int = 512
+    threads: int = 1
+
+    def as_argument(self):
+        return json.dumps(dataclasses.asdict(self))
+
+
+def thread_environment():
+    """Variables that make numerical libraries single-threaded and results reproducible."""
+    return {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "MALLOC_ARENA_MAX": "2",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
+            "MPLBACKEND": "Agg"}
+
+
+def is_root():
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+class Launcher:
+    """Policy for a grader that runs as an ordinary user: no user switch, same limits."""
+
+    privileged = False
+
+    def __init__(self, limits=None):
+        self.limits = limits or Limits()
+
+    def describe(self):
+        return "worker runs as the current user (not root: no user switch)"
+
+    def prepare_submission(self, submission_dir):
+        """The folder the worker imports the student's files from."""
+        return Path(submission_dir).resolve()
+
+    def popen_kwargs(self):
+        env = dict(os.environ)
+        env.update(thread_environment())
+        kwargs = {"env": env, "cwd": str(ROOT)}
+        if IS_WINDOWS:
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        else:
+            kwargs["start_new_session"] = True
+        return kwargs
+
+    def kill_all(self, process):
+        """Kill the worker and what it started (its process group; Windows: its process tree)."""
+        if IS_WINDOWS:
+            if process.poll() is None:
+                subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True)
+        else:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            process.kill()
+        except OSError:
+            pass
+
+    def protect(self, paths):
+        """Make paths unreadable for the worker (nothing to do without a user switch)."""
+
+    def cleanup(self):
+        """End of grading: nothing of the worker may be left running."""
+
+
+class PrivilegedLauncher(Launcher):
+    """Policy for a grader running as root: the worker runs as an unprivileged user of its own."""
+
+    privileged = True
+
+    def __init__(self, limits=None, user=None):
+        super().__init__(limits)
+        self._lock_file = None
+        self.user = self._claim_user(user)
+        import pwd
+
+        entry = pwd.getpwnam(self.user)
+        self.uid, self.gid = entry.pw_uid, entry.pw_gid
+        if self.uid == 0 or self.gid == 0:
+            raise GraderError(f"the sandbox user {self.user!r} must not be root")
+        if self.limits.nproc is None:
+            self.limits.nproc = 64
+        _become_subreaper()
+        self.granted = self._grant_search()
+        self.kill_user_processes()  # leftovers of a grader that died
+        self.sandbox = Path(tempfile.mkdtemp(prefix="ps1-grader-"))
+        os.chmod(self.sandbox, 0o711)  # the user may enter, not list
+        self.home = self.sandbox / "home"
+        (self.home / "tmp").mkdir(parents=True)
+        for path in (self.home, self.home / "tmp"):
+            os.chown(path, self.uid, self.gid)
+            os.chmod(path, 0o700)
+        self._copies = {}
+
+    # -- the user -----------------------------------------------------------
+    def _claim_user(self, requested):
+        """Take a user of the pool that no other grader on this machine is using."""
+        import fcntl
+
+        LOCK_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(LOCK_DIR, 0o700)
+        names = [requested] if requested else [DEFAULT_USER] + [f"{DEFAULT_USER}{i}" for i in range(1, USER_POOL_SIZE)]
+        deadline = time.monotonic() + 600
+        while True:
+            for name in names:
+                handle = open(LOCK_DIR / f"{name}.lock", "a")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    handle.close()
+                    continue
+                self._lock_file = handle
+                return _ensure_user(name) if not requested else _existing_user(name)
+            if time.monotonic() > deadline:
+                raise GraderError("every sandbox user is taken by another grader on this machine")
+            time.sleep(0.5)
+
+    def describe(self):
+        text = f"worker runs as user {self.user!r} (uid {self.uid}), the grader as root"
+        if self.granted:
+            text += ("; gave that user search (x) permission on " + ", ".join(self.granted)
+                     + " to reach Python and torch")
+        return text
+
+    def _grant_search(self):
+        """Let the user reach the interpreter, its libraries and the grader's code.
+
+        A folder on the way that the user cannot enter (typically ``/root``, 700, when
+        Python was installed with pyenv there) gets search permission for that user
+        only (an ACL, with ``setfacl``), or else for others (``o+x``: enter, not
+        list).  Files inside keep their own permissions.
+        """
+        needed = {Path(sys.executable), Path(os.path.realpath(sys.executable)), Path(sys.prefix),
+                  Path(sys.base_prefix), Path(sys.exec_prefix), ROOT / "src" / "grading"}
+        needed |= {Path(p) for p in sys.path if p and "-packages" in p and os.path.isdir(p)}
+        blocked = set()
+        for path in needed:
+            for folder in [*reversed(path.parents), path]:
+                try:
+                    info = os.stat(folder)
+                except OSError:
+                    break
+                if not stat.S_ISDIR(info.st_mode):
+                    continue
+                if info.st_mode & stat.S_IXOTH or info.st_uid == self.uid or (
+                        info.st_gid == self.gid and info.st_mode & stat.S_IXGRP):
+                    continue
+                blocked.add(folder)
+        setfacl = shutil.which("setfacl", path=SAFE_PATH)
+        for folder in sorted(blocked):
+            done = setfacl and subprocess.run([setfacl, "-m", f"u:{self.uid}:x", str(folder)],
+                                              capture_output=True).returncode == 0
+            if not done:
+                os.chmod(folder, os.stat(folder).st_mode | stat.S_IXOTH)
+        return [str(folder) for folder in sorted(blocked)]
+
+    # -- files --------------------------------------------------------------
+    def prepare_submission(self, submission_dir):
+        source = Path(submission_dir).resolve()
+        if source not in self._copies:
+            target = self.sandbox / f"submission{len(self._copies) or ''}"
+            _copy_regular_files(source, target)
+            self._copies[source] = target
+        return self._copies[source]
+
+    def protect(self, paths):
+        """Make each existing path root-only (folders 700, files 600), before any worker starts."""
+        for path in paths:
+            path = Path(path)
+            try:
+                mode = path.lstat().st_mode
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(mode):
+                continue
+            os.chmod(path, 0o700 if stat.S_ISDIR(mode) else 0o600)
+
+    def popen_kwargs(self):
+        env = {"PATH": SAFE_PATH, "HOME": str(self.home), "TMPDIR": str(self.home / "tmp"),
+               "USER": self.user, "LOGNAME": self.user, "LANG": "C.UTF-8", "PYTHONNOUSERSITE": "1",
+               "MPLCONFIGDIR": str(self.home / "tmp"), "XDG_CACHE_HOME": str(self.home / "tmp")}
+        env.update(thread_environment())
+        return {"env": env, "cwd": str(self.home), "user": self.uid, "group": self.gid, "extra_groups": [],
+                "umask": 0o077, "start_new_session": True}
+
+    # -- ending -------------------------------------------------------------
+    def kill_all(self, process):
+        super().kill_all(process)
+        _kill_as_user(self.uid, self.gid)
+        try:
+            process.wait(timeout=30)  # before any orphan is reaped: keep its exit status for Popen
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill_user_processes()
+
+    def kill_user_processes(self, attempts=20):
+        """SIGKILL every process of the sandbox user, until none is left alive."""
+        for _ in range(attempts):
+            _kill_as_user(self.uid, self.gid)
+            _reap_orphans()
+            if not user_processes(self.uid):
+                return True
+            time.sleep(0.05)
+        return not user_processes(self.uid)
+
+    def cleanup(self):
+        self.kill_user_processes()
+        _reap_orphans()
+        shutil.rmtree(self.sandbox, ignore_errors=True)
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+def make_launcher(limits=None, user=None, switch_user=True):
+    """The launcher for this process: a user switch when running as root on POSIX."""
+    if switch_user and is_root() and not IS_WINDOWS:
+        return PrivilegedLauncher(limits, user)
+    return Launcher(limits)
+
+
+# -- helpers ----------------------------------------------------------------
+def _existing_user(name):
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        raise GraderError(f"no user {name!r} on this machine") from None
+    return name
+
+
+def _ensure_user(name):
+    """``name`` if it exists or can be created with useradd, else ``nobody``."""
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return name
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd", path=SAFE_PATH)
+    if useradd:
+        nologin = next((p for p in ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false") if os.path.exists(p)), "/bin/false")
+        subprocess.run([useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", nologin, name], capture_output=True)
+    try:
+        pwd.getpwnam(name)
+        return name
+    except KeyError:
+        return _existing_user("nobody")
+
+
+def _copy_regular_files(source, target):
+    """Copy the regular files and folders of ``source``: no links, no devices, no caches, bounded size."""
+    total = 0
+    target.mkdir(mode=0o755)
+    if not source.is_dir():  # then every file is reported missing, one by one
+        return
+    for folder, dirs, files in os.walk(source, followlinks=False):
+        dirs[:] = [d for d in dirs if d not in SKIPPED_NAMES and not os.path.islink(os.path.join(folder, d))]
+        relative = Path(folder).relative_to(source)
+        for d in dirs:
+            (target / relative / d).mkdir(mode=0o755)
+        for name in files:
+            path = Path(folder) / name
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            if name in SKIPPED_NAMES or not stat.S_ISREG(info.st_mode) or info.st_size > MAX_COPIED_FILE_BYTES:
+                continue
+            total += info.st_size
+            if total > MAX_COPIED_TOTAL_BYTES:
+                return
+            # O_NOFOLLOW: the file cannot have been swapped for a link since lstat
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as src, open(target / relative / name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.chmod(target / relative / name, 0o644)
+
+
+def _become_subreaper():
+    """Orphans of the worker become the grader's children, so that they are reaped (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _reap_orphans():
+    """Reap the sandbox user's orphans that the grader adopted as subreaper, without blocking.
+
+    Only zombies that are not root's are reaped, and only after the worker itself
+    has been waited for, so no exit status that ``Popen`` needs is taken away.
+    """
+    if IS_WINDOWS:
+        return
+    for pid in _zombie_children():
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def _zombie_children():
+    me = os.getpid()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == b"Z" and int(fields[1]) == me:
+            status = _status_fields(int(entry))
+            if status.get("Uid", "0").split()[0] != "0":
+                found.append(int(entry))
+    return found
+
+
+def _status_fields(pid):
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in handle if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def user_processes(uid):
+    """Pids of the live (not zombie) processes whose real, effective or saved uid is ``uid`` (Linux)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        status = _status_fields(int(entry))
+        if not status or status.get("State", "").startswith(("Z", "X")):
+            continue
+        if str(uid) in status.get("Uid", "").split()[:3]:
+            found.append(int(entry))
+    return found
+
+
+def _kill_as_user(uid, gid):
+    """Fork a helper that becomes ``uid`` and sends SIGKILL to every process of that uid."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: the child only makes syscalls
+        pid = os.fork()
+    if pid == 0:  # the helper: no Python-level locks are touched here
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            for _ in range(100):
+                os.kill(-1, signal.SIGKILL)
+            code = 0
+        except ProcessLookupError:
+            code = 0
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.waitpid(pid, 0)

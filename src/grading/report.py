@@ -1,0 +1,251 @@
+"""What ``grader.py`` prints and the results.json it writes for Gradescope.
+
+``summarize`` turns the plugin's ``TestResult``s into one entry per selected
+coding test of the manifest (a test that did not run scores 0, with the reason),
+``format_report`` prints a table per question and the totals, and
+``results_json`` / ``fallback_results`` build Gradescope's results file (valid
+against ``shared/gradescope-results.schema.json``: only the keys listed there,
+and every test carries ``score`` and ``max_score``).  Written questions are
+listed as "graded by hand" and never scored.  Messages of hidden tests never
+contain expected values (``checks.py`` keeps them out; the plugin strips what
+pytest's assertion rewriting would add).
+"""
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+UNKNOWN = "???"
+
+
+@dataclasses.dataclass
+class Entry:
+    test_id: str
+    question: str
+    title: str
+    points: float
+    score: float | None  # None: unknown (hidden test, expected values absent)
+    status: str  # "passed", "failed", "unknown", "not run"
+    hidden: bool
+    extra_credit: bool
+    message: str = ""
+    seconds: float = 0.0
+    internal: bool = False
+
+
+@dataclasses.dataclass
+class Summary:
+    assignment: str
+    submission: str
+    entries: list
+    written: list  # (question id, title, points)
+    selected_questions: list
+    problems: list  # grader problems (not the student's)
+    warnings: list
+    hidden_values_present: bool
+    sandbox: str = ""
+
+    def total(self, *, hidden=None, extra_credit=None, known_only=False):
+        chosen = [e for e in self.entries if (hidden is None or e.hidden == hidden)
+                  and (extra_credit is None or e.extra_credit == extra_credit)]
+        earned = sum(e.score for e in chosen if e.score is not None)
+        unknown = any(e.score is None for e in chosen)
+        return earned, sum(e.points for e in chosen), unknown
+
+    @property
+    def score(self):
+        """The autograded score: every coding test, extra credit included, written parts not."""
+        return round(sum(e.score for e in self.entries if e.score is not None), 4)
+
+    @property
+    def grader_failed(self):
+        return bool(self.problems) or any(e.internal for e in self.entries)
+
+
+def selected(test_id, selection):
+    return not selection or test_id in selection or test_id.split("-")[0] in selection
+
+
+def summarize(manifest, results, *, submission, selection=None, collected=(), problems=(), warnings=(),
+              hidden_values_present=True, not_run_reason=None, sandbox=""):
+    """One entry per selected coding test of the manifest, in manifest order."""
+    questions = manifest["questions"]
+    by_id = {}
+    for result in results:
+        by_id.setdefault(result.test_id, result)
+    entries, warnings, missing = [], list(warnings), []
+    for test_id, test in manifest["tests"].items():
+        if test["type"] != "coding" or not selected(test_id, selection):
+            continue
+        question = test["question"]
+        common = dict(test_id=test_id, question=question, title=questions[question]["title"],
+                      points=float(test["points"]), hidden=test_id.endswith("-hidden"),
+                      extra_credit=bool(test.get("extra_credit")))
+        result = by_id.get(test_id)
+        if result is not None:
+            score = None if result.score is None else round(min(max(float(result.score), 0.0), common["points"]), 4)
+            entries.append(Entry(**common, score=score, status=result.status, message=result.message,
+                                 seconds=result.seconds, internal=result.internal))
+            continue
+        if not_run_reason:
+            message, internal = not_run_reason, True
+        elif test_id in collected:
+            message, internal = "did not run (the grader stopped before it)", True
+        else:
+            message, internal = "no test implements this id in this copy of the grader", False
+            missing.append(test_id)
+        entries.append(Entry(**common, score=0.0, status="not run", message=message, internal=internal))
+    if missing:
+        warnings.append(f"{len(missing)} test id(s) of the manifest have no test here and score 0: {', '.join(missing)}")
+    written = [(q, info["title"], sum(float(t["points"]) for t in manifest["tests"].values() if t["question"] == q))
+               for q, info in questions.items() if info["type"] == "written" and (not selection or q in selection)]
+    chosen_questions = [q for q in questions if any(e.question == q for e in entries)
+                        or any(w[0] == q for w in written)]
+    return Summary(assignment=manifest.get("assignment", ""), submission=str(submission), entries=entries,
+                   written=written, selected_questions=chosen_questions, problems=list(problems),
+                   warnings=warnings, hidden_values_present=hidden_values_present, sandbox=sandbox)
+
+
+def _points(value):
+    return f"{value:g}"
+
+
+def _earned(earned, unknown):
+    return f"{_points(earned)} + {UNKNOWN}" if unknown else _points(earned)
+
+
+def _first_line(text, width=110):
+    """The first line of a message; a line that ends with ':' ("3 of 5 parts failed:") takes the next one along."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    if line.endswith(":") and len(lines) > 1:
+        line = f"{line} {lines[1].lstrip('-* ')}"
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
+def totals_lines(summary):
+    lines = []
+    earned, possible, unknown = summary.total(extra_credit=False)
+    hidden_earned, hidden_possible, hidden_unknown = summary.total(extra_credit=False, hidden=True)
+    lines.append(f"Autograded:          {_earned(earned, unknown)} / {_points(possible)}")
+    hidden_text = f"{UNKNOWN} / {_points(hidden_possible)} (expected values not in this copy; your code still ran)" \
+        if hidden_unknown else f"{_points(hidden_earned)} / {_points(hidden_possible)}"
+    lines.append(f"  of which hidden:   {hidden_text}")
+    ec_earned, ec_possible, ec_unknown = summary.total(extra_credit=True)
+    if ec_possible:
+        lines.append(f"Extra credit:        {_earned(ec_earned, ec_unknown)} / {_points(ec_possible)}")
+    written = sum(points for _q, _t, points in summary.written)
+    if summary.written:
+        lines.append(f"Written:             {_points(written)} points, graded by hand (not scored here)")
+    return lines
+
+
+def format_report(summary, verbose=False):
+    """The table per question, the totals and, with ``verbose``, every failure message in full."""
+    out = [f"{summary.assignment}: {summary.submission}"]
+    if summary.sandbox:
+        out.append(f"({summary.sandbox})")
+    out.append("")
+    by_question = {}
+    for entry in summary.entries:
+        by_question.setdefault(entry.question, []).append(entry)
+    written = {q: (title, points) for q, title, points in summary.written}
+    width = 58
+    for question in summary.selected_questions:
+        if question in written:
+            title, points = written[question]
+            out.append(f"{question:<4}{title[:width]:<{width}} {'-':>6} / {_points(points):<5} graded by hand")
+            continue
+        entries = by_question.get(question, [])
+        title = entries[0].title + (" (extra credit)" if entries[0].extra_credit and "xtra" not in entries[0].title
+                                    else "")
+        earned = sum(e.score for e in entries if e.score is not None)
+        unknown = any(e.score is None for e in entries)
+        possible = sum(e.points for e in entries)
+        counts = []
+        for kind, hidden in (("public", False), ("hidden", True)):
+            group = [e for e in entries if e.hidden == hidden]
+            if group:
+                passed = sum(e.status == "passed" for e in group)
+                unknown_count = sum(e.status == "unknown" for e in group)
+                counts.append(f"{kind} {passed}/{len(group)}" + (f" ({unknown_count} {UNKNOWN})" if unknown_count
+                                                                  else ""))
+        score_text = (f"{_points(earned)}+?" if unknown else _points(earned))
+        out.append(f"{question:<4}{title[:width]:<{width}} {score_text:>6} / {_points(possible):<5} "
+                   + ", ".join(counts))
+        for entry in entries:
+            if entry.status in ("passed", "unknown") and not entry.message:
+                continue
+            mark = {"passed": "ok", "unknown": UNKNOWN}.get(entry.status, "x")
+            line = _first_line(entry.message) or entry.status
+            out.append(f"      {mark:>3} {entry.test_id}: {line}")
+            if verbose and entry.message and entry.message.count("\n"):
+                out.extend(f"            {text}" for text in entry.message.splitlines()[1:40])
+    out.append("")
+    out.extend(totals_lines(summary))
+    if not verbose and any(e.message.count("\n") for e in summary.entries):
+        out.append("(python grader.py -v ... shows each failure in full)")
+    for warning in summary.warnings:
+        out.append(f"warning: {warning}")
+    for problem in summary.problems:
+        out.append(f"GRADER PROBLEM (not your code): {_first_line(problem, 400)}")
+    return "\n".join(out)
+
+
+def results_json(summary, execution_time):
+    """Gradescope's results.json for this grade."""
+    tests = []
+    for entry in summary.entries:
+        test = {"name": f"{entry.test_id} {entry.title}", "number": entry.test_id,
+                "score": 0.0 if entry.score is None else entry.score, "max_score": entry.points,
+                "visibility": "after_published" if entry.hidden else "visible"}
+        if entry.status in ("passed", "failed"):
+            test["status"] = entry.status
+        message = entry.message
+        if entry.status == "unknown":
+            message = "hidden test: its expected values are not in this copy of the grader"
+        elif entry.status == "not run":
+            test["status"] = "failed"
+        if message:
+            test["output"] = message
+        tests.append(test)
+    output = "\n".join(totals_lines(summary) + [f"GRADER PROBLEM: {_first_line(p, 400)}" for p in summary.problems])
+    return {"score": summary.score, "execution_time": round(max(execution_time, 0.0), 3), "output": output,
+            "tests": tests}
+
+
+def fallback_results(manifest, error_text, execution_time=0.0, selection=None):
+    """results.json when the grader itself failed: every selected coding test scores 0, and the output says why."""
+    tests = []
+    questions = (manifest or {}).get("questions", {})
+    for test_id, test in (manifest or {}).get("tests", {}).items():
+        if test.get("type") != "coding" or not selected(test_id, selection):
+            continue
+        title = questions.get(test.get("question"), {}).get("title", "")
+        tests.append({"name": f"{test_id} {title}".strip(), "number": test_id, "score": 0.0,
+                      "max_score": float(test.get("points", 0.0)), "status": "failed",
+                      "visibility": "after_published" if test_id.endswith("-hidden") else "visible",
+                      "output": "not graded: the autograder itself failed (not your code); please tell the staff"})
+    return {"score": 0.0, "execution_time": round(max(execution_time, 0.0), 3),
+            "output": "The autograder itself failed (not your code), so nothing was graded; please tell the staff.\n"
+                      + str(error_text)[-3000:], "tests": tests}
+
+
+def write_results(path, data):
+    """Write results.json atomically (a temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
