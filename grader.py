@@ -120,11 +120,11 @@ class Progress:
 
 
 def run(args, started, state):
+    manifest = state["manifest"] = load_manifest()
+    selection = state["selection"] = resolve_selection(manifest, args.select)
     from src.grading import privileges, report
     from src.grading.plugin import GraderPlugin
 
-    manifest = state["manifest"] = load_manifest()
-    selection = state["selection"] = resolve_selection(manifest, args.select)
     results_path = Path(args.results).resolve() if args.results else None
 
     limits = privileges.Limits(memory_mb=args.memory_mb)
@@ -152,7 +152,7 @@ def run(args, started, state):
     print(f"Grading {shown}/ ({'question(s) ' + ' '.join(selection) if selection else 'all questions'}); "
           f"{launcher.describe()}", flush=True)
     pytest_args = [*map(str, paths), "-p", "src.grading.plugin", "-p", "no:cacheprovider", "-p", "no:terminal",
-                   "-p", "no:stepwise", "--import-mode=importlib", "--rootdir", str(ROOT),
+                   "-p", "no:stepwise", "--continue-on-collection-errors", "--import-mode=importlib", "--rootdir", str(ROOT),
                    "--submission", str(submission), "--worker-timeout", str(args.timeout)]
     exit_code = pytest.main(pytest_args, plugins=[plugin])
     if plugin.worker is not None:
@@ -163,7 +163,7 @@ def run(args, started, state):
     for nodeid, text in plugin.collection_errors:
         problems.append(f"a test file could not be loaded: {nodeid or '(collection)'}: "
                         + (text.strip().splitlines() or [""])[-1])
-    if int(exit_code) in (2, 3, 4):
+    if int(exit_code) in (2, 3, 4) and not (int(exit_code) == 2 and plugin.collection_errors):
         problems.append(f"pytest stopped with exit status {int(exit_code)} ({exit_code!r})")
     not_run = "not graded: a test file could not be loaded (grader problem, not your code)" \
         if plugin.collection_errors else None

@@ -100,7 +100,7 @@ class GraderPlugin:
         self.selection = set(selection) if selection else None
         self.progress = progress
         self.worker_options = dict(worker_options or {})
-        self.hidden_values_present = HIDDEN_FIXTURES.exists()
+        self.hidden_values_present = _readable(HIDDEN_FIXTURES)
         self.results = []
         self.worker = None
         self.worker_stats = []
@@ -197,6 +197,14 @@ class GraderPlugin:
             test_id=test_id, question=test_id.split("-")[0], max_score=points, score=score, status=status,
             hidden=hidden, visibility=getattr(func, "__visibility__", "visible"), message=message,
             seconds=(time.monotonic() - started) if started else report.duration, internal=internal))
+
+
+def _readable(path):
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def _test_id(item):

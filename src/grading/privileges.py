@@ -17,7 +17,7 @@ code; it calls ``launcher.kill_all(process)`` to end a worker.  Two launchers:
     supplementary groups, a clean environment, its own HOME and TMPDIR, and at
     most ``nproc`` processes (``RLIMIT_NPROC``, against fork bombs).  Before any
     worker starts, the staff-only paths (``hidden_tests/``, ``solution/``,
-    ``staff/``, ``.git/``) and the results folder become root-only, and the
+    ``staff/``, ``staff_tests/``, ``.git/``) and the results folder become root-only, and the
     submission is copied (regular files only, never following links) into a
     fresh folder that this user can read but not change.  Ending a worker kills
     every process of that user: a helper forked from the grader drops to that
@@ -49,7 +49,8 @@ IS_WINDOWS = os.name == "nt"
 DEFAULT_USER = "ps1grader"
 USER_POOL_SIZE = 8
 LOCK_DIR = Path("/var/lock/ps1-grader") if Path("/var/lock").is_dir() else Path(tempfile.gettempdir()) / "ps1-grader-locks"
-STAFF_PATHS = ("hidden_tests", "solution", "staff", ".git")  # never readable by the worker's user
+# never readable by the worker's user (staff_tests/ holds the mutants: pieces of the solution)
+STAFF_PATHS = ("hidden_tests", "solution", "staff", "staff_tests", ".git")
 SKIPPED_NAMES = {"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store"}
 MAX_COPIED_FILE_BYTES = 64 * 1024 * 1024
 MAX_COPIED_TOTAL_BYTES = 512 * 1024 * 1024

@@ -29,6 +29,8 @@ Who the worker runs as and its limits come from the launcher (see
 """
 import os
 import queue
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -39,6 +41,7 @@ from . import privileges, protocol
 from .privileges import GraderError
 from .probes import get as get_probe
 
+_FRAME = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')
 WORKER_SCRIPT = Path(__file__).resolve().with_name("worker.py")
 OUTPUT_TAIL_BYTES = 4096
 IMPORT_TIMEOUT_S = 30.0
@@ -134,6 +137,30 @@ def _rss_kb(pid):
         except (OSError, ValueError, subprocess.SubprocessError):
             pass
     return None, None
+
+
+def _qualified_name(path, line, function):
+    """``MADE.forward`` for the function ``forward`` at ``line`` of ``path`` (read with ast, never run)."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return function
+    best = None
+
+    def visit(node, prefix):
+        nonlocal best
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                end = getattr(child, "end_lineno", None) or child.lineno
+                if child.lineno <= line <= end and not isinstance(child, ast.ClassDef) and child.name == function:
+                    best = name
+                visit(child, name + ".")
+
+    visit(tree, "")
+    return best or function
 
 
 def _short(value, limit=60):
@@ -304,10 +331,11 @@ class Worker:
             protocol.write_message(self._requests, message)
             reply = self._replies.get(timeout=timeout_s)
         except queue.Empty:
+            where = self._where_now()
             self.stop()
-            raise StudentCodeError(f"{doing}: timed out after {timeout_s:g} s{timeout_reason}; the process running "
-                                   "your code was stopped (an endless loop, or code far too slow?)",
-                                   kind="timeout") from None
+            raise StudentCodeError(f"{where + ': ' if where else ''}timed out after {timeout_s:g} s{timeout_reason}; "
+                                   f"the process running your code was stopped (an endless loop, or code far too "
+                                   f"slow?) while running {doing}", kind="timeout") from None
         except (BrokenPipeError, OSError):
             reply = EOFError()
         if isinstance(reply, EOFError):
@@ -321,13 +349,47 @@ class Worker:
             self._raise_error(reply.get("error"), doing)
         return reply.get("value")
 
+    def _where_now(self):
+        """Where the worker's main thread is now, in the student's files: asks the worker for a stack dump."""
+        process = self._process
+        if process is None or process.poll() is not None or not hasattr(signal, "SIGUSR1"):
+            return None
+        before = self._output.total
+        try:
+            os.kill(process.pid, signal.SIGUSR1)
+        except OSError:
+            return None
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and self._output.total == before:
+            time.sleep(0.02)
+        time.sleep(0.05)
+        return self._student_frame(self._output.tail.decode("utf-8", "replace"))
+
+    def _student_frame(self, text):
+        """``made.MADE.forward (line 12)``: the innermost student frame of a faulthandler dump in ``text``."""
+        dump = text.rsplit("most recent call first", 1)
+        if len(dump) < 2:
+            return None
+        for file, line, function in _FRAME.findall(dump[1]):
+            try:
+                inside = Path(file).resolve().is_relative_to(self.submission_dir)
+            except (OSError, ValueError):
+                inside = False
+            if inside:
+                if function == "<module>":
+                    return f"line {line} of {Path(file).name}"
+                return f"{Path(file).stem}.{_qualified_name(file, int(line), function)} (line {line})"
+        return None
+
     def _died(self, doing):
         process = self._process
         try:
             returncode = process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             returncode = None
-        output = self._shown(self._output.text())
+        raw = self._output.text()
+        where = self._student_frame(raw)
+        output = self._shown(raw)
         memory = self._memory_killed
         self.stop()
         if memory:
@@ -340,8 +402,9 @@ class Worker:
         else:
             how = f"signal {-returncode}" + (f": {SIGNAL_NAMES[-returncode]}" if -returncode in SIGNAL_NAMES else "")
         hint = f" (over the memory limit of {self.memory_mb} MB?)" if returncode in (-9, 137) else ""
-        raise StudentCodeError(f"{doing}: the process running your code ended ({how}){hint}"
-                               + (f"\nLast output:\n{output[-800:]}" if output else ""), kind="crash")
+        head = f"{where}: the process running your code ended ({how}){hint} while running {doing}" if where else \
+            f"{doing}: the process running your code ended ({how}){hint}"
+        raise StudentCodeError(head + (f"\nLast output:\n{output[-800:]}" if output else ""), kind="crash")
 
     def _raise_error(self, error, doing):
         if not isinstance(error, dict):
@@ -352,10 +415,10 @@ class Worker:
                                    kind="not_implemented")
         trace = self._shown(error.get("traceback", ""))
         kind = str(error.get("type", "Exception"))
-        if error.get("memory"):
-            raise StudentCodeError(f"{doing}: memory limit ({self.memory_mb} MB) exceeded ({kind})\n{trace}",
-                                   kind="memory")
         where = error.get("where")
+        if error.get("memory"):
+            raise StudentCodeError(f"{where or doing}: memory limit ({self.memory_mb} MB) exceeded ({kind})"
+                                   + (f" while running {doing}" if where else "") + f"\n{trace}", kind="memory")
         message = str(error.get("message") or "").strip()
         head = f"{where} raised {kind}" if where else f"{doing} raised {kind}"
         if message:
@@ -409,9 +472,15 @@ class Worker:
         try:
             self._request({"op": "import", "module": module}, timeout, f"importing {shown.name}", reason)
         except StudentCodeError as error:
-            lines = str(error).splitlines()
-            self._import_failures[module] = (f"{shown.name} could not be imported, so every test that needs it "
-                                             f"scores 0: {lines[0]}" + "".join(f"\n{line}" for line in lines[1:]))
+            lines = str(error).splitlines() or [""]
+            reason = lines[0]
+            for prefix in (f"importing {shown.name}: ", f"importing {shown.name} raised ", f"importing {shown.name}"):
+                if reason.startswith(prefix):
+                    reason = reason[len(prefix):]
+                    break
+            reason = reason.replace(f" while running importing {shown.name}", "")
+            self._import_failures[module] = (f"{shown.name} could not be imported: {reason}\n(so every test that "
+                                             f"needs {shown.name} scores 0)" + "".join(f"\n{l}" for l in lines[1:]))
             raise StudentCodeError(self._import_failures[module], kind="import") from None
         finally:
             self._charge([module], time.monotonic() - started)

@@ -1,13 +1,15 @@
-"""Probes of the grader's own staff suite (``staff_tests/grader_suite``), independent of the real tests.
+"""Probes of the grader's self-test suite (``staff_tests/grader_suite``), independent of the real tests.
 
-Registered as ``suite_probes.<name>``; the worker imports this module when a
-request names it (``sandbox.Worker.run`` sends the probe's module along).
-The inputs are made by the functions below, which the grader's side calls
-too, so the tests compute the expected values themselves.
+Registered as ``selftest_probes.<name>``; the worker imports this module when a
+request names it (``sandbox.Worker.run`` sends the probe's module along).  It
+lives here, not beside the suite, because ``staff_tests/`` is root-only while
+the grader runs as root and the worker must be able to import it.  The inputs
+are made by the functions below, which the grader's side calls too, so the
+tests compute the expected values themselves.
 """
 import torch
 
-from src.grading.probes import probe
+from .probes import probe
 
 
 def bernoulli_inputs(seed):

@@ -1,0 +1,363 @@
+"""Staff tests of grader.py: hostile submissions, results.json, exit status, user switch and limits.
+
+Every scenario runs ``grader.py`` as a subprocess on the grader's own small suite
+(``staff_tests/grader_suite/suite_basic.py``, tests 1a, 1b, 2a, 3a) so that these
+tests do not depend on the real tests being written in parallel.  The scenarios
+run up to three at a time (each grader takes its own sandbox user from the pool)
+in one session fixture; the tests below then check what each one left behind.
+
+As root (CI, Gradescope) the user switch is tested for real: the fork bomb and
+the forging daemon run only as the sandbox user, capped by RLIMIT_NPROC and
+killed with every other process of that user when grading ends.  As an
+ordinary user those two scenarios and the non-root run are skipped (without a
+user switch nothing can stop a daemon from outliving the grader, and
+RLIMIT_NPROC would count the developer's own processes).
+"""
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from src.grading import privileges  # noqa: E402
+
+SUITE = ROOT / "staff_tests" / "grader_suite" / "suite_basic.py"
+BROKEN = ROOT / "staff_tests" / "grader_suite" / "suite_broken.py"
+HOSTILE = ROOT / "staff_tests" / "hostile"
+IS_ROOT = privileges.is_root()
+SELECT = ["1a", "1b", "2a", "3a"]
+SUITE_POINTS = {"1a-0-basic": 0.5, "1a-1-hidden": 1.5, "1b-0-basic": 0.5, "1b-1-hidden": 0.5, "2a-0-basic": 1.0,
+                "2a-1-hidden": 2.0, "3a-0-basic": 0.5, "3a-1-hidden": 1.5}
+
+
+def _schema():
+    for candidate in (os.environ.get("GRADESCOPE_RESULTS_SCHEMA"), ROOT.parent / "shared" /
+                      "gradescope-results.schema.json", Path("/work/shared/gradescope-results.schema.json")):
+        if candidate and Path(candidate).is_file():
+            return json.loads(Path(candidate).read_text())
+    raise FileNotFoundError("gradescope-results.schema.json not found (set GRADESCOPE_RESULTS_SCHEMA)")
+
+
+SCHEMA = _schema()
+
+
+def compose(name, into):
+    """solution/ with the hostile files of ``staff_tests/hostile/<name>`` laid over it."""
+    target = Path(into) / name
+    shutil.copytree(ROOT / "solution", target, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in (HOSTILE / name).iterdir():
+        if path.name == "MISSING":
+            for missing in path.read_text().split():
+                (target / missing).unlink()
+        elif ".py" in path.name:
+            shutil.copy(path, target / (path.name.split(".py")[0] + ".py"))
+    return target
+
+
+def _left_running(user, uid):
+    """The processes of the sandbox user left after its grader ended: checked while holding that user's pool
+    lock, so that no other grader (started by another test or a colleague) can be using the user meanwhile."""
+    if uid is None:
+        return []
+    import fcntl
+
+    deadline = time.monotonic() + 30
+    with open(privileges.LOCK_DIR / f"{user}.lock", "a") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    return []  # taken by another grader for 30 s: that grader kills leftovers anyway
+                time.sleep(0.1)
+        left = []
+        for pid in privileges.user_processes(uid):
+            try:
+                left.append(f"{pid}: {Path(f'/proc/{pid}/cmdline').read_bytes().replace(bytes(1), b' ')[:200]!r}")
+            except OSError:
+                pass
+        return left
+
+
+class Run:
+    def __init__(self, name, command, results, returncode, stdout, stderr, seconds, after=None):
+        self.name, self.command, self.results_path = name, command, Path(results)
+        self.returncode, self.stdout, self.stderr, self.seconds = returncode, stdout, stderr, seconds
+        self.results = json.loads(self.results_path.read_text()) if self.results_path.exists() else None
+        match = re.search(r"worker runs as user '([^']+)' \(uid (\d+)\)", stdout)
+        self.user, self.uid = (match.group(1), int(match.group(2))) if match else (None, None)
+        self.left_running = _left_running(self.user, self.uid)
+        self.after = after(self) if after else None
+
+    def test(self, test_id):
+        return next(t for t in self.results["tests"] if t["number"] == test_id)
+
+    def __repr__(self):
+        return (f"<{self.name}: exit {self.returncode} in {self.seconds:.0f} s>\n--- stdout\n{self.stdout[-3000:]}"
+                f"\n--- stderr\n{self.stderr[-3000:]}")
+
+
+def grade(name, workdir, *args, results=None, grader=ROOT / "grader.py", user=None, after=None, timeout=300):
+    results = Path(results or Path(workdir) / name / "results" / "results.json")
+    command = [sys.executable, str(grader), *map(str, args), "--results", str(results)]
+    if user:
+        command = ["runuser", "-u", user, "--", *command]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=grader.parent, capture_output=True, text=True, timeout=timeout, env=env)
+    return Run(name, command, results, done.returncode, done.stdout, done.stderr, time.monotonic() - started, after)
+
+
+def _forge_after(run):
+    """Right after the forging grader ended: is its results file still intact a moment later?"""
+    before = run.results_path.read_text() if run.results_path.exists() else None
+    time.sleep(1.5)
+    after = run.results_path.read_text() if run.results_path.exists() else None
+    return {"unchanged": before == after}
+
+
+def _solution_copy(workdir, name):
+    """solution/ copied where any user can read it (the grader, as root, makes solution/ itself root-only)."""
+    copy = Path(workdir) / name
+    shutil.copytree(ROOT / "solution", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    os.chmod(copy, 0o755)
+    for path in copy.iterdir():
+        os.chmod(path, 0o644)
+    return copy
+
+
+def _student_copy(workdir, name="student_copy"):
+    """A students' copy of the grader: no hidden_tests/, so no hidden expected values."""
+    copy = Path(workdir) / name
+    copy.mkdir()
+    shutil.copy(ROOT / "grader.py", copy / "grader.py")
+    shutil.copytree(ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "tests").mkdir()
+    shutil.copy(ROOT / "tests" / "points.json", copy / "tests" / "points.json")
+    shutil.copytree(ROOT / "staff_tests" / "grader_suite", copy / "staff_tests" / "grader_suite",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    submission = Path(workdir) / f"{name}_half_done"
+    shutil.copytree(ROOT / "solution", submission, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "submission" / "made.py", submission / "made.py")  # made.py: the stub
+    return copy, submission
+
+
+@pytest.fixture(scope="session")
+def runs():
+    workdir = Path(tempfile.mkdtemp(prefix="ps1-grader-staff-"))
+    os.chmod(workdir, 0o755)  # the sandbox user must reach the students' copy of the grader
+    jobs = {
+        "solution": lambda: grade("solution", workdir, *SELECT, "--tests", SUITE, "--submission", ROOT / "solution",
+                                  "--stats", workdir / "solution-stats.json"),
+        "stubs": lambda: grade("stubs", workdir, *SELECT, "--tests", SUITE, "--submission", ROOT / "submission"),
+        "import_exit": lambda: grade("import_exit", workdir, *SELECT, "--tests", SUITE, "--submission",
+                                     compose("import_exit", workdir)),
+        "import_loop": lambda: grade("import_loop", workdir, *SELECT, "--tests", SUITE, "--import-timeout", 3,
+                                     "--submission", compose("import_loop", workdir)),
+        "functions": lambda: grade("functions", workdir, "1a", "1b-0-basic", "2a-0-basic", "3a-0-basic", "--tests", SUITE,
+                                   "--timeout", 6, "--memory-mb", 256, "--submission",
+                                   compose("functions", workdir)),
+        "broken": lambda: grade("broken", workdir, "1a", "--tests", BROKEN, "--submission", ROOT / "solution"),
+        "usage": lambda: grade("usage", workdir, "9z"),
+    }
+
+    def student_copy():
+        copy, submission = _student_copy(workdir)
+        return grade("student_copy", workdir, "1a", "2a", "--tests", copy / "staff_tests" / "grader_suite" /
+                     "suite_basic.py", "--submission", submission, grader=copy / "grader.py")
+
+    jobs["student_copy"] = student_copy
+    if IS_ROOT:
+        jobs["forge"] = lambda: grade("forge", workdir, *SELECT, "--tests", SUITE, "--submission",
+                                      compose("forge", workdir), after=_forge_after,
+                                      results=workdir / "forge" / "autograder" / "results" / "results.json")
+
+        def nonroot():
+            copy, _ = _student_copy(workdir, "nonroot_copy")
+            results = workdir / "nonroot-results"
+            results.mkdir()
+            shutil.chown(results, "nobody")
+            return grade("nonroot", workdir, "1a", "--tests", copy / "staff_tests" / "grader_suite" / "suite_basic.py",
+                         "--submission", _solution_copy(workdir, "nonroot_solution"), results=results / "results.json",
+                         user="nobody",
+                         grader=copy / "grader.py")
+
+        if shutil.which("runuser"):
+            jobs["nonroot"] = nonroot
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        done = {name: future.result() for name, future in futures.items()}
+    if os.environ.get("GRADER_STAFF_DUMP"):
+        for run in done.values():
+            print(f"\n===== {run!r}\n{json.dumps(run.results, indent=1)[:4000]}")
+    yield done
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _check_common(run, exit_status=0):
+    assert run.returncode == exit_status, run
+    assert run.results is not None, run
+    jsonschema.validate(run.results, SCHEMA)
+    assert run.left_running == [], f"processes of {run.user} still running: {run.left_running}\n{run}"
+    for test in run.results["tests"]:
+        assert test["name"].startswith(test["number"] + " "), test
+        assert test["visibility"] == ("after_published" if test["number"].endswith("-hidden") else "visible")
+
+
+def _scores(run):
+    return {t["number"]: t["score"] for t in run.results["tests"]}
+
+
+# -- the reference and the stubs ---------------------------------------------
+def test_solution_gets_full_marks(runs):
+    run = runs["solution"]
+    _check_common(run)
+    assert _scores(run) == SUITE_POINTS, run
+    assert run.results["score"] == sum(SUITE_POINTS.values())
+    assert re.search(r"^\[ 1/8\] 1a-0-basic +passed", run.stdout, re.M), run  # a progress line per test
+    assert "Autograded:" in run.stdout and "of which hidden:" in run.stdout
+    if IS_ROOT:
+        assert run.user is not None and run.uid != 0, run
+
+
+def test_grading_path_imports_no_plotting_or_vision(runs):
+    stats = json.loads((Path(runs["solution"].results_path).parents[2] / "solution-stats.json").read_text())
+    assert stats["grader_heavy_modules"] == [] and stats["worker_heavy_modules"] == [], stats
+    assert stats["workers"] and all(w.get("modules") for w in stats["workers"]), stats
+    assert not {"torchvision", "matplotlib"} & set(stats["workers"][0]["modules"])
+
+
+def test_stubs_score_zero_with_one_line_messages(runs):
+    run = runs["stubs"]
+    _check_common(run)
+    assert run.results["score"] == 0 and set(_scores(run).values()) == {0.0}, run
+    assert run.test("1a-0-basic")["output"] == "autoregressive.bernoulli_log_likelihood: not implemented yet"
+    assert run.test("3a-0-basic")["output"] == "pixelcnn.conv_mask: not implemented yet"
+    assert "made.MaskedLinear.__init__: not implemented yet" in run.stdout
+
+
+def test_students_copy_runs_hidden_tests_without_their_values(runs):
+    run = runs["student_copy"]
+    _check_common(run)
+    scores = _scores(run)
+    assert scores["1a-0-basic"] == 0.5 and scores["2a-0-basic"] == 0.0, run
+    assert "expected values are not in this copy" in run.test("1a-1-hidden")["output"]  # unknown: ???
+    assert "???" in run.stdout
+    # the hidden test still ran the student's code, so its crash shows
+    assert run.test("2a-1-hidden")["output"] == "made.MaskedLinear.__init__: not implemented yet", run
+
+
+# -- failures at import ------------------------------------------------------
+def test_exit_at_import_and_syntax_error_cost_only_their_files(runs):
+    run = runs["import_exit"]
+    _check_common(run)
+    scores = _scores(run)
+    assert scores == {**SUITE_POINTS, "1a-0-basic": 0, "1a-1-hidden": 0, "1b-0-basic": 0, "1b-1-hidden": 0,
+                      "2a-0-basic": 0, "2a-1-hidden": 0}, run
+    message = run.test("1a-0-basic")["output"]
+    assert message.startswith("autoregressive.py could not be imported: the process running your code ended "
+                              "(exit status 0)"), message
+    message = run.test("2a-0-basic")["output"]
+    assert message.startswith("made.py could not be imported: SyntaxError"), message
+    assert "line 5" in message, message
+
+
+def test_endless_import_and_missing_file_cost_only_their_files(runs):
+    run = runs["import_loop"]
+    _check_common(run)
+    assert _scores(run) == {**SUITE_POINTS, "1a-0-basic": 0, "1a-1-hidden": 0, "1b-0-basic": 0,
+                            "1b-1-hidden": 0, "2a-0-basic": 0, "2a-1-hidden": 0}, run
+    message = run.test("1a-0-basic")["output"]
+    assert re.match(r"autoregressive.py could not be imported: line [23] of autoregressive.py: timed out after 3 s",
+                    message), message
+    assert run.test("1b-0-basic")["output"] == message  # cached: not 3 s more per test
+    assert run.test("2a-0-basic")["output"].startswith("made.py is missing from your submission")
+    assert run.seconds < 120, run
+
+
+# -- failures in functions ---------------------------------------------------
+def test_bombs_loops_crashes_and_spam_each_cost_their_test(runs):
+    run = runs["functions"]
+    _check_common(run)
+    assert set(_scores(run).values()) == {0.0}, run
+    assert run.test("1a-0-basic")["output"].startswith(
+        "autoregressive.bernoulli_log_likelihood: memory limit (256 MB) exceeded"), run
+    assert re.match(r"autoregressive.categorical_log_likelihood \(line 1[67]\): timed out after 6 s",
+                    run.test("1a-1-hidden")["output"]), run
+    assert run.test("1b-0-basic")["output"].startswith("autoregressive.nll_to_bits_per_dim (line 22): "
+                                                       "the process running your code ended (signal 11"), run
+    fork_bomb = run.test("2a-0-basic")["output"]
+    if IS_ROOT:
+        assert re.match(r"made.MaskedLinear.forward \(line \d+\): timed out after 6 s", fork_bomb), fork_bomb
+    else:
+        assert "fork bomb not started" in fork_bomb, fork_bomb
+    assert "entries differ" in run.test("3a-0-basic")["output"]
+    assert len(run.stdout) < 100_000 and run.results_path.stat().st_size < 100_000, run  # 100 MB printed
+    assert run.seconds < 150, run
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs the user switch (root)")
+def test_forgery_secrets_tampering_and_daemons_get_nothing(runs):
+    run = runs["forge"]
+    _check_common(run)
+    assert _scores(run) == {**SUITE_POINTS, "1a-0-basic": 0, "1a-1-hidden": 0, "1b-0-basic": 0, "1b-1-hidden": 0}, run
+    report = run.test("1a-0-basic")["output"]
+    assert "HOSTILE REPORT read=[] forged=[]" in report, report  # no secret read, no results file written
+    assert "results=" + str(run.results_path) in report, report  # it did find the results path
+    assert f"root={ROOT}" in report and int(re.search(r"denied=(\d+)", report).group(1)) >= 13, report
+    assert run.after["unchanged"], "the results file changed after the grader ended"
+    assert "FORGED" not in run.results_path.read_text()
+    assert not (run.results_path.parent / "forged.json").exists()
+    assert not Path("/autograder/results/results.json").exists() or "FORGED" not in Path(
+        "/autograder/results/results.json").read_text()
+    assert "SystemExit" in run.test("1b-0-basic")["output"]
+    assert (run.results_path.parent.stat().st_mode & 0o777) == 0o700  # root-only while grading
+    for secret in ("hidden_tests", "solution", "staff_tests", ".git"):
+        assert (ROOT / secret).stat().st_mode & 0o077 == 0, secret
+
+
+@pytest.mark.skipif(not IS_ROOT or not shutil.which("runuser"), reason="needs root to start a non-root grader")
+def test_non_root_grader_works_without_user_switch(runs):
+    run = runs["nonroot"]
+    _check_common(run)
+    assert "no user switch" in run.stdout, run
+    assert run.test("1a-0-basic")["score"] == 0.5
+    # hidden_tests/ is root-only, so for this user the hidden values are absent: unknown, not failed
+    assert "expected values are not in this copy" in run.test("1a-1-hidden")["output"], run
+
+
+# -- the grader's own failures -----------------------------------------------
+def test_grader_failure_still_writes_valid_results(runs):
+    run = runs["broken"]
+    _check_common(run, exit_status=1)
+    assert run.results["score"] == 0
+    assert {t["number"] for t in run.results["tests"]} == {"1a-0-basic", "1a-1-hidden"}
+    assert all(t["score"] == 0 and "could not be loaded" in t["output"] for t in run.results["tests"]), run
+    assert "could not be loaded" in run.results["output"] or "could not be loaded" in run.test("1a-0-basic")["output"]
+    assert "GRADER PROBLEM" in run.stdout
+
+
+def test_bad_command_line_exits_2_with_valid_results(runs):
+    run = runs["usage"]
+    _check_common(run, exit_status=2)
+    assert "unknown question or test id: 9z" in run.stderr
+    coding = [t for t in json.loads((ROOT / "tests" / "points.json").read_text())["tests"].values()
+              if t["type"] == "coding"]
+    assert len(run.results["tests"]) == len(coding) and run.results["score"] == 0
+
+
+def test_staff_time_budget(runs):
+    slowest = max(runs.values(), key=lambda run: run.seconds)
+    assert slowest.seconds < 170, slowest
