@@ -1,0 +1,358 @@
+"""Maximum-likelihood training and evaluation of the problem set's models.
+
+* :func:`train_step` / :func:`train_steps`: one Adam step, and a plain
+  fixed-budget loop of them (no I/O): the autograder uses ``train_steps``.
+* :func:`train`: the full loop: epochs, validation, checkpoints (``best.pt`` and
+  ``last.pt`` in ``out_dir``), resuming an interrupted run, early stopping and
+  progress bars.
+* :func:`evaluate`: test NLL through **your** ``autoregressive.evaluate_nll``.
+* :func:`independent_pixel_baseline` and :func:`uniform_baseline`: the numbers
+  every model should beat.
+
+Loss.  Batches are already in the model's input format (see
+``src.models.adapt_batch``); the loss of a batch ``x`` of shape ``(B, ...)`` is
+``-model.log_prob(x).mean()``: the mean over the batch of the per-example
+negative log-likelihood in nats.  One exception: a MADE with ``num_masks > 1``
+is trained connectivity-agnostically (Germain et al., 2015, Sec. 4): before every
+step ``model.update_masks()`` installs the next mask set and the loss is the NLL
+under **that one** mask set (``model(x)`` gives its logits), not the ensemble
+over all mask sets that ``log_prob`` returns (which is what validation and test
+use).
+
+This module imports neither torchvision nor matplotlib.
+"""
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+# ---------------------------------------------------------------------------
+# One step, and a fixed budget of steps
+# ---------------------------------------------------------------------------
+
+def _uses_mask_sets(model):
+    return getattr(model, "num_masks", 1) > 1 and hasattr(model, "update_masks")
+
+
+def model_device(model):
+    """The device of the model's first parameter."""
+    return next(model.parameters()).device
+
+
+def training_log_prob(model, x):
+    """Per-example log-likelihood used as the training objective: float ``(B,)``, nats.
+
+    ``model.log_prob(x)``, except for a MADE with several mask sets, where it is
+    the log-likelihood under the mask set in use only (``x`` float ``(B, D)``).
+    """
+    if _uses_mask_sets(model):
+        x = x.to(torch.get_default_dtype()) if not x.is_floating_point() else x
+        return -F.binary_cross_entropy_with_logits(model(x), x, reduction="none").sum(dim=1)
+    return model.log_prob(x)
+
+
+def train_step(model, optimizer, x):
+    """One optimisation step on the batch ``x`` (already on the model's device).
+
+    Calls ``model.update_masks()`` first when the model has ``num_masks > 1``.
+
+    Returns:
+        float: the batch loss before the step (mean NLL per example, nats).
+    """
+    model.train()
+    if _uses_mask_sets(model):
+        model.update_masks()
+    optimizer.zero_grad(set_to_none=True)
+    loss = -training_log_prob(model, x).mean()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def train_steps(model, batches, *, steps, lr, seed=0):
+    """Train ``model`` for exactly ``steps`` Adam steps; no printing, no files.
+
+    Args:
+        model: a model with ``log_prob(x) -> (B,)``.
+        batches: one batch (a tensor in the model's input format) used at every
+            step, or a non-empty sequence / iterable of such batches, cycled
+            through in order.
+        steps: number of optimisation steps.
+        lr: Adam learning rate.
+        seed: seeds PyTorch's CPU generator for the duration of the call (the
+            caller's generator state is restored afterwards).
+
+    Returns:
+        list of ``steps`` floats: the loss of each step (mean NLL, nats).
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    device = model_device(model)
+    if torch.is_tensor(batches):
+        batches = [batches]
+    else:
+        batches = list(batches)
+        if not batches:
+            raise ValueError("batches is empty")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(steps):
+            x = batches[i % len(batches)]
+            x = x[0] if isinstance(x, (tuple, list)) else x
+            losses.append(train_step(model, optimizer, x.to(device)))
+    return losses
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------
+
+def save_atomic(obj, path):
+    """``torch.save(obj, path)`` through a temporary file and ``os.replace``, so that
+    a run killed while saving never leaves a truncated checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint written by :func:`train` (``weights_only=True``: tensors
+    and plain Python data only)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def model_state(model):
+    """What a checkpoint stores about a model: its ``state_dict`` and, for a MADE,
+    which mask set is in use (``mask_index`` is not part of the ``state_dict``)."""
+    state = {"model": model.state_dict()}
+    if hasattr(model, "mask_index"):
+        state["mask_index"] = int(model.mask_index)
+    return state
+
+
+def load_model_state(model, checkpoint):
+    """Inverse of :func:`model_state`: restore the weights (and MADE's mask set)."""
+    model.load_state_dict(checkpoint["model"])
+    if "mask_index" in checkpoint and hasattr(model, "mask_index"):
+        model.mask_index = checkpoint["mask_index"]
+    return model
+
+
+def _sampler_generator(loader):
+    """The ``torch.Generator`` a (possibly wrapped) DataLoader shuffles with, if any."""
+    while loader is not None:
+        generator = getattr(loader, "generator", None)
+        if isinstance(generator, torch.Generator):
+            return generator
+        loader = getattr(loader, "loader", None)
+    return None
+
+
+def _rng_state(train_loader):
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    generator = _sampler_generator(train_loader)
+    if generator is not None:
+        state["loader"] = generator.get_state()
+    return state
+
+
+def _set_rng_state(state, train_loader):
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator = _sampler_generator(train_loader)
+    if "loader" in state and generator is not None:
+        generator.set_state(state["loader"])
+
+
+# ---------------------------------------------------------------------------
+# The training loop
+# ---------------------------------------------------------------------------
+
+@torch.no_grad()
+def mean_nll(model, loader):
+    """Mean per-example NLL (nats) of ``model`` over ``loader`` (used for validation)."""
+    model.eval()
+    device = model_device(model)
+    total, count = 0.0, 0
+    for x in loader:
+        x = (x[0] if isinstance(x, (tuple, list)) else x).to(device)
+        total += -model.log_prob(x).double().sum().item()
+        count += x.shape[0]
+    if count == 0:
+        raise ValueError("the validation loader is empty")
+    return total / count
+
+
+def resolve_device(device):
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; anything else as given."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available (use --device cpu)")
+    return device
+
+
+def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5, max_steps=None,
+          device="cpu", resume=False, config=None, progress=True, log=print):
+    """Train ``model`` by maximum likelihood with Adam.
+
+    Args:
+        model: a model with ``log_prob(x) -> (B,)`` (nats).
+        train_loader, valid_loader: iterables of batches in the model's input
+            format (``src.models.AdaptedLoader`` wraps a DataLoader of images).
+        epochs: the maximum number of epochs (counting those of a resumed run).
+        lr: Adam learning rate.
+        out_dir: run folder; receives ``last.pt`` (after every epoch: model,
+            optimizer, epoch, step, history, early-stopping state, RNG states)
+            and ``best.pt`` (the weights with the lowest validation NLL).
+        patience: stop after this many epochs in a row without a new best
+            validation NLL.
+        max_steps: optional cap on the total number of optimisation steps (the
+            epoch in which it is reached is cut short, then validated).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        resume: continue from ``out_dir/last.pt`` if it exists (after the last
+            *completed* epoch, with the same history and random state).
+        config: plain data (dict of str/int/float/list) saved in the
+            checkpoints, e.g. the model name and hyper-parameters.
+        progress: show tqdm progress bars.
+        log: function used for the one-line messages (``print`` by default).
+
+    Returns:
+        the history: list of dicts ``{"epoch", "train_nll", "valid_nll",
+        "seconds"}`` (1-based epoch, mean NLLs in nats, wall time of the epoch).
+        On return the model holds the **best** weights and is in eval mode.
+    """
+    from tqdm.auto import tqdm
+
+    if epochs < 0 or patience < 1:
+        raise ValueError(f"need epochs >= 0 and patience >= 1, got epochs={epochs}, patience={patience}")
+    device = resolve_device(device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history, epoch, step, best, bad_epochs = [], 0, 0, math.inf, 0
+
+    if resume and (out_dir / LAST).exists():
+        ckpt = load_checkpoint(out_dir / LAST, map_location=device)
+        load_model_state(model, ckpt)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        history, epoch, step = list(ckpt["history"]), ckpt["epoch"], ckpt["step"]
+        best, bad_epochs = ckpt["best_valid"], ckpt["bad_epochs"]
+        _set_rng_state(ckpt["rng"], train_loader)
+        log(f"resumed from {out_dir / LAST} after epoch {epoch} (step {step}, best valid NLL {best:.2f})")
+    elif resume:
+        log(f"no {out_dir / LAST} to resume from: starting a new run")
+
+    def stopped():
+        return bad_epochs >= patience or (max_steps is not None and step >= max_steps)
+
+    try:
+        while epoch < epochs and not stopped():
+            epoch += 1
+            start, total, count = time.perf_counter(), 0.0, 0
+            bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress,
+                       dynamic_ncols=True)
+            for x in bar:
+                x = (x[0] if isinstance(x, (tuple, list)) else x).to(device)
+                loss = train_step(model, optimizer, x)
+                total, count, step = total + loss * x.shape[0], count + x.shape[0], step + 1
+                bar.set_postfix(nll=f"{total / count:.2f}")
+                if max_steps is not None and step >= max_steps:
+                    break
+            bar.close()
+            valid_nll = mean_nll(model, valid_loader)
+            record = {"epoch": epoch, "train_nll": total / max(count, 1), "valid_nll": valid_nll,
+                      "seconds": time.perf_counter() - start}
+            history.append(record)
+            improved = valid_nll < best
+            if improved:
+                best, bad_epochs = valid_nll, 0
+                save_atomic({**model_state(model), "epoch": epoch, "valid_nll": valid_nll, "config": config},
+                            out_dir / BEST)
+            else:
+                bad_epochs += 1
+            save_atomic({**model_state(model), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
+                         "history": history, "best_valid": best, "bad_epochs": bad_epochs,
+                         "rng": _rng_state(train_loader), "config": config}, out_dir / LAST)
+            log(f"epoch {epoch:3d}  train NLL {record['train_nll']:8.2f}  valid NLL {valid_nll:8.2f} nats"
+                f"{'  (best)' if improved else ''}  [{record['seconds']:.1f} s]")
+            if bad_epochs >= patience:
+                log(f"early stopping: no improvement of the validation NLL for {patience} epochs")
+    except KeyboardInterrupt:
+        log(f"\ninterrupted during epoch {epoch}; {out_dir / LAST} holds the state after epoch {epoch - 1}: "
+            "rerun with --resume to continue")
+        raise
+
+    if (out_dir / BEST).exists():
+        load_model_state(model, load_checkpoint(out_dir / BEST, map_location=device))
+    model.eval()
+    return history
+
+
+# ---------------------------------------------------------------------------
+# Evaluation and baselines
+# ---------------------------------------------------------------------------
+
+def evaluate(model, loader, impl="submission"):
+    """Test NLL of ``model`` over ``loader`` with ``impl``'s ``autoregressive.evaluate_nll``.
+
+    Args:
+        model: a trained model (already on its device).
+        loader: batches in the model's input format.
+        impl: ``"submission"`` or ``"solution"``: whose ``evaluate_nll`` to call.
+
+    Returns:
+        ``{"nll": float nats per example, "bits_per_dim": float}``.
+    """
+    from .models import load_impl
+
+    model.eval()
+    result = load_impl(impl).autoregressive.evaluate_nll(model, loader)
+    return {"nll": float(result["nll"]), "bits_per_dim": float(result["bits_per_dim"])}
+
+
+def bits_per_dim(nll, num_dims):
+    """nats per example -> bits per dimension."""
+    return nll / (num_dims * math.log(2.0))
+
+
+def independent_pixel_baseline(train_x, test_x, num_levels=2, alpha=1.0):
+    """NLL of the model in which every pixel is independent, fit on ``train_x``.
+
+    Args:
+        train_x, test_x: integer-valued tensors ``(N, C, H, W)`` (any dtype) with
+            values in ``{0..K-1}``, K = ``num_levels``.
+        alpha: add-``alpha`` (Laplace) smoothing of the per-pixel counts, so that
+            a value never seen in training does not get probability 0.
+
+    Returns:
+        ``{"nll", "bits_per_dim"}`` of ``test_x``, nats per example.
+    """
+    train_x, test_x = train_x.long(), test_x.long()
+    counts = F.one_hot(train_x, num_levels).sum(dim=0).double() + alpha  # (C, H, W, K)
+    log_p = (counts / counts.sum(dim=-1, keepdim=True)).log()
+    ll = log_p.unsqueeze(0).expand(test_x.shape[0], *log_p.shape).gather(-1, test_x.unsqueeze(-1))
+    nll = -ll.reshape(test_x.shape[0], -1).sum(dim=1).mean().item()
+    return {"nll": nll, "bits_per_dim": bits_per_dim(nll, test_x[0].numel())}
+
+
+def uniform_baseline(num_dims, num_levels=2):
+    """NLL of the uniform distribution: ``num_dims * ln K`` nats, ``log2 K`` bits/dim."""
+    nll = num_dims * math.log(num_levels)
+    return {"nll": nll, "bits_per_dim": bits_per_dim(nll, num_dims)}

@@ -1,0 +1,261 @@
+"""Staff tests of the course library (src/models.py, src/train.py, src/plots.py, src/cli.py).
+
+Everything runs the reference (``impl="solution"``) on the CPU; the whole file
+takes well under 90 s on 2 cores.  Tests that need the shipped MNIST files skip
+(with the reason) when they are missing.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from src import cli, plots  # noqa: E402
+from src.models import AdaptedLoader, adapt_batch, build_model, load_impl  # noqa: E402
+from src.train import (  # noqa: E402
+    evaluate, independent_pixel_baseline, load_checkpoint, mean_nll, train, train_steps, uniform_baseline,
+)
+
+IMPL = "solution"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+
+
+def _data_or_skip():
+    try:
+        from src import data
+
+        data.binarized_mnist("test")
+    except ImportError as error:
+        pytest.skip(f"src/data.py is not importable yet: {error}")
+    except FileNotFoundError as error:  # src.data.DatasetMissingError
+        pytest.skip(f"MNIST is not there: {error}")
+
+
+def _run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "src", *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _toy_images(n, seed=0):
+    """Binary images (n, 1, 28, 28) with a lot of structure: random vertical bars."""
+    g = torch.Generator().manual_seed(seed)
+    columns = torch.rand(n, 1, 1, 28, generator=g) < 0.3
+    noise = torch.rand(n, 1, 28, 28, generator=g) < 0.05
+    return (columns.expand(n, 1, 28, 28) ^ noise).float()
+
+
+def _loader(name, images, batch_size, shuffle, seed=0):
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=shuffle, generator=generator)
+    return AdaptedLoader(loader, name)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def test_build_model_and_adapter_shapes():
+    made = build_model("made", IMPL, hidden_sizes=[32])
+    pcnn = build_model("pixelcnn", IMPL, channels=8, num_blocks=1)
+    x = _toy_images(3)
+    assert adapt_batch("made", x).shape == (3, 784) and adapt_batch("made", x).dtype == torch.float32
+    assert adapt_batch("pixelcnn", x).dtype == torch.int64
+    assert made.log_prob(adapt_batch("made", x)).shape == (3,)
+    assert pcnn.log_prob(adapt_batch("pixelcnn", x)).shape == (3,)
+    color = build_model("pixelcnn_color", IMPL, channels=12, num_blocks=1, levels=4)
+    assert color.log_prob(torch.randint(0, 4, (2, 3, 28, 28))).shape == (2,)
+
+
+@pytest.mark.parametrize("name, hparams", [
+    ("made", {"hidden_sizes": [0]}), ("made", {"channels": 8}), ("pixelcnn", {"kernel_size": 4}),
+    ("pixelcnn", {"channels": 7}), ("nosuch", {}),
+])
+def test_build_model_rejects_bad_hyperparameters(name, hparams):
+    with pytest.raises(ValueError):
+        build_model(name, IMPL, **hparams)
+
+
+def test_impls_are_never_mixed_and_light_imports():
+    code = (
+        "import sys; import src.models as m, src.train\n"
+        "assert 'torchvision' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'\n"
+        "a = m.load_impl('solution'); assert m.load_impl('solution') is a\n"
+        "assert sys.modules['made'] is a.made and a.made.__file__.endswith('solution/made.py')\n"
+        "try:\n    m.load_impl('submission')\nexcept m.ImplConflictError:\n    print('refused')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "refused"
+
+
+# --------------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("name, hparams", [("made", {"hidden_sizes": [64]}),
+                                           ("pixelcnn", {"channels": 16, "num_blocks": 1})])
+def test_train_steps_lowers_nll(name, hparams):
+    torch.manual_seed(0)
+    model = build_model(name, IMPL, **hparams)
+    x = adapt_batch(name, _toy_images(16))
+    before = -model.log_prob(x).mean().item()
+    state = torch.get_rng_state()
+    losses = train_steps(model, x, steps=40, lr=1e-2, seed=0)
+    assert torch.equal(torch.get_rng_state(), state), "train_steps must not disturb the caller's RNG"
+    assert len(losses) == 40 and abs(losses[0] - before) < 1e-3
+    after = -model.log_prob(x).mean().item()
+    assert after < 0.7 * before, (before, after)
+
+
+def test_train_steps_cycles_mask_sets():
+    model = build_model("made", IMPL, hidden_sizes=[32], num_masks=3, natural_ordering=False)
+    start = model.mask_index
+    train_steps(model, [adapt_batch("made", _toy_images(4))], steps=4, lr=1e-3)
+    assert model.mask_index == (start + 4) % 3  # update_masks before every step
+
+
+def _toy_run(tmp_path, epochs, resume=False, patience=10, lr=3e-3, out="run"):
+    torch.manual_seed(0)
+    model = build_model("made", IMPL, hidden_sizes=[32], num_masks=2, natural_ordering=False)
+    train_loader = _loader("made", _toy_images(64, seed=1), 16, shuffle=True, seed=5)
+    valid_loader = _loader("made", _toy_images(32, seed=2), 32, shuffle=False)
+    history = train(model, train_loader, valid_loader, epochs=epochs, lr=lr, out_dir=tmp_path / out,
+                    patience=patience, device="cpu", resume=resume, progress=False, log=lambda *a: None,
+                    config={"model": "made"})
+    return model, history
+
+
+def _numbers(history):
+    return [h[k] for h in history for k in ("epoch", "train_nll", "valid_nll")]
+
+
+def test_checkpoint_resume_continues_the_same_run(tmp_path):
+    _, straight = _toy_run(tmp_path, epochs=4, out="straight")
+    _, first = _toy_run(tmp_path, epochs=2, out="split")
+    ckpt = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert ckpt["epoch"] == 2 and ckpt["step"] == 8 and len(ckpt["history"]) == 2 and "optimizer" in ckpt
+    _, resumed = _toy_run(tmp_path, epochs=4, resume=True, out="split")
+    assert [h["epoch"] for h in resumed] == [1, 2, 3, 4]
+    assert resumed[:2] == first  # the saved history is carried on, not recomputed
+    # optimizer, RNG (shuffling) and mask-set state restored: identical to the uninterrupted run
+    assert _numbers(resumed) == pytest.approx(_numbers(straight), rel=1e-6)
+    assert (tmp_path / "split" / "best.pt").exists()
+    assert not list((tmp_path / "split").glob(".*tmp*")), "temporary checkpoint files left behind"
+
+
+def test_early_stopping(tmp_path):
+    # lr = 0: the validation NLL never improves after epoch 1
+    _, history = _toy_run(tmp_path, epochs=20, patience=2, lr=0.0)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["bad_epochs"] == 2
+    # resuming a run that stopped early does nothing more
+    _, again = _toy_run(tmp_path, epochs=20, patience=2, lr=0.0, resume=True)
+    assert len(again) == 3
+
+
+def test_evaluate_uses_the_impl_and_baselines():
+    torch.manual_seed(0)
+    model = build_model("made", IMPL, hidden_sizes=[16])
+    loader = _loader("made", _toy_images(20), 8, shuffle=False)
+    result = evaluate(model, loader, IMPL)
+    assert result["nll"] == pytest.approx(mean_nll(model, loader), rel=1e-5)
+    assert result["bits_per_dim"] == pytest.approx(result["nll"] / (784 * 0.6931471805599453), rel=1e-6)
+    train_x = torch.tensor([[1, 1], [1, 0], [0, 0]]).view(3, 1, 1, 2)
+    test_x = torch.tensor([[1, 0]]).view(1, 1, 1, 2)
+    # add-one smoothing: p(x0 = 1) = 3/5, p(x1 = 0) = 3/5
+    expected = -2 * torch.log(torch.tensor(0.6)).item()
+    assert independent_pixel_baseline(train_x, test_x)["nll"] == pytest.approx(expected)
+    assert uniform_baseline(784)["bits_per_dim"] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def test_plots_write_pngs(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("pixelcnn", IMPL, channels=8, num_blocks=2)
+    path = plots.plot_receptive_field(model, (28, 28), (10, 12), tmp_path / "rf.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grad = plots.input_gradient(model, (28, 28), (10, 12))
+    index = torch.arange(784).view(28, 28)
+    assert grad[index >= 10 * 28 + 12].abs().max() == 0  # nothing from the future
+    assert grad[10, 11] > 0 and grad[9, 12] > 0
+    assert grad[9, 20] == 0  # the blind spot (up and to the right, within the receptive field's rows)
+    plots.save_sample_grid(torch.rand(6, 784), tmp_path / "s.png", nrow=3)
+    plots.plot_learning_curves([{"epoch": 1, "train_nll": 200.0, "valid_nll": 150.0},
+                                {"epoch": 2, "train_nll": 140.0, "valid_nll": 130.0}], tmp_path / "c.png")
+    plots.plot_made_connectivity(build_model("made", IMPL, hidden_sizes=[20]), tmp_path / "m.png")
+    for name in ("s.png", "c.png", "m.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "nosuch"],
+    ["train", "made", "--lr", "-1"],
+    ["train", "made", "--channels", "8"],
+    ["train", "pixelcnn", "--impl", "solution", "--kernel-size", "4", "--train-limit", "10"],
+    ["evaluate", "made", "--checkpoint", "no/such/file.pt"],
+    ["frobnicate"],
+])
+def test_cli_bad_arguments_give_one_line_and_status_2(args):
+    result = _run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_unfinished_stub_is_one_line():
+    if "raise NotImplementedError" not in (ROOT / "submission" / "made.py").read_text():
+        pytest.skip("submission/made.py is implemented")
+    result = _run_cli("receptive-field", "made", "--impl", "submission", "--out", "runs/never.png")
+    assert result.returncode == 2
+    assert re.fullmatch(r"python -m src receptive-field: error: submission/made\.py: \S+ is not implemented yet "
+                        r"\(line \d+\)\n", result.stderr), result.stderr
+
+
+def test_cli_missing_dataset_is_one_line(monkeypatch, capsys):
+    from src import data
+
+    def missing(*args, **kwargs):
+        raise data.DatasetMissingError("MNIST data file data/binarized_mnist.npz is missing")
+
+    monkeypatch.setattr(data, "binarized_mnist", missing)
+    assert cli.main(["baseline"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "binarized_mnist.npz is missing" in err
+
+
+def test_cli_made_run_beats_the_baseline(tmp_path):
+    _data_or_skip()
+    out, figures = tmp_path / "run", tmp_path / "figures"
+    # the default run, shortened (the full default takes about a minute)
+    result = _run_cli("train", "made", "--impl", "solution", "--epochs", "4", "--train-limit", "2000",
+                      "--batch-size", "50", "--lr", "5e-3", "--valid-limit", "500", "--test-limit", "500",
+                      "--n-samples", "16", "--no-progress", "--out", str(out), "--figures", str(figures))
+    assert result.returncode == 0, result.stderr[-3000:]
+    nll = float(re.search(r"^test NLL ([\d.]+) nats", result.stdout, re.M).group(1))
+    baseline = float(re.search(r"^independent-pixel baseline on the same images: ([\d.]+) nats",
+                               result.stdout, re.M).group(1))
+    assert nll < baseline - 20, result.stdout
+    for path in (out / "samples.png", out / "curves.png", figures / "made_samples.png", figures / "made_curves.png"):
+        assert path.read_bytes()[:4] == b"\x89PNG", path
+    results = json.loads((out / "results.json").read_text())
+    assert results["test"]["nll"] == pytest.approx(nll, abs=0.01)
+    # the checkpoint can be evaluated and sampled from the command line
+    result = _run_cli("evaluate", "made", "--impl", "solution", "--checkpoint", str(out / "best.pt"), "--limit", "500")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(re.search(r"test NLL ([\d.]+) nats", result.stdout).group(1)) == pytest.approx(nll, abs=0.01)
+    result = _run_cli("sample", "made", "--impl", "solution", "--checkpoint", str(out / "best.pt"), "--n", "4",
+                      "--out", str(tmp_path / "four.png"))
+    assert result.returncode == 0 and (tmp_path / "four.png").exists(), result.stderr[-3000:]
