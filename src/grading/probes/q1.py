@@ -1,12 +1,441 @@
-"""Probes for Question 1 (autoregressive.py) and 4a (evaluate_nll)."""
+"""Probes for Question 1 (autoregressive.py), and grading helpers shared with q4.
+
+Isolation between the parts of Question 1.  ``DiscreteAR2D`` and ``FVSBN`` may
+call the student's own ``categorical_log_likelihood`` / ``bernoulli_log_likelihood``
+(the reference's ``FVSBN.log_prob`` does).  While a 1c or 1d probe runs, those
+module functions (and ``nll_to_bits_per_dim``) are replaced by the grader's own
+versions (``grader_functions``), so a bug in 1a or 1b costs points in 1a or 1b
+only.  A student who does not call them is not affected.
+
+Models are built with the stub's constructor (float32 parameters, as in
+training) and get their values through ``load_state_dict``: the tests compare
+with tolerances that float32 arithmetic in any order meets.  The parameters of
+the sampling probes are made by the tests and passed in, so the tests can
+compute the exact distribution of the samples themselves (the contract fixes
+it completely from the parameters).
+
+The helpers at the bottom (``run_subcases``, ``chi_square_p_value``,
+``fvsbn_log_probs``, ...) run in the grader's process, never in the worker.
+"""
+import contextlib
+import math
+
 import torch
+import torch.nn.functional as F
 
 from . import probe
+from ..checks import expect_close, expect_tensor, fail
+
+
+def _generator(seed):
+    return torch.Generator().manual_seed(int(seed))
+
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32, "int64": torch.int64, "uint8": torch.uint8,
+           "int32": torch.int32}
+
+
+# -- the grader's own versions of the 1a/1b functions (stand-ins during 1c, 1d and 4a probes) ----------
+def grader_bernoulli_log_likelihood(x, logits):
+    x = x.to(logits.dtype)
+    log_p = -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    return log_p.reshape(log_p.shape[0], -1).sum(dim=1)
+
+
+def grader_categorical_log_likelihood(x, logits):
+    log_p = -F.cross_entropy(logits, x.long(), reduction="none")
+    return log_p.reshape(log_p.shape[0], -1).sum(dim=1)
+
+
+def grader_nll_to_bits_per_dim(nll, num_dims):
+    return nll / (num_dims * math.log(2.0))
+
+
+@contextlib.contextmanager
+def grader_functions(module):
+    """While the block runs, ``module``'s 1a/1b functions are the grader's own."""
+    replacements = {"bernoulli_log_likelihood": grader_bernoulli_log_likelihood,
+                    "categorical_log_likelihood": grader_categorical_log_likelihood,
+                    "nll_to_bits_per_dim": grader_nll_to_bits_per_dim}
+    missing = object()
+    saved = {name: module.__dict__.get(name, missing) for name in replacements}
+    for name, function in replacements.items():
+        setattr(module, name, function)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is missing:
+                module.__dict__.pop(name, None)
+            else:
+                setattr(module, name, value)
+
+
+# -- 1a ---------------------------------------------------------------------------------------------------
+def bernoulli_inputs(seed, shape, scale, x_dtype="float64", logits_dtype="float64", extreme=0.0):
+    """x in {0, 1} and logits ~ N(0, scale^2); a fraction ``extreme`` of the logits set to +-1e4."""
+    g = _generator(seed)
+    x = torch.randint(0, 2, shape, generator=g)
+    logits = torch.randn(shape, generator=g, dtype=torch.float64) * scale
+    if extreme:
+        chosen = torch.rand(shape, generator=g, dtype=torch.float64) < extreme
+        sign = torch.randint(0, 2, shape, generator=g).double() * 2 - 1
+        logits = torch.where(chosen, 1e4 * sign, logits)
+    return x.to(_DTYPES[x_dtype]), logits.to(_DTYPES[logits_dtype])
+
+
+def categorical_inputs(seed, batch, num_values, rest, scale, logits_dtype="float64", extreme=0.0):
+    """x (batch, *rest) in {0..K-1} and logits (batch, K, *rest); some logits set to +-1e4."""
+    g = _generator(seed)
+    x = torch.randint(0, num_values, (batch, *rest), generator=g)
+    shape = (batch, num_values, *rest)
+    logits = torch.randn(shape, generator=g, dtype=torch.float64) * scale
+    if extreme:
+        chosen = torch.rand(shape, generator=g, dtype=torch.float64) < extreme
+        sign = torch.randint(0, 2, shape, generator=g).double() * 2 - 1
+        logits = torch.where(chosen, 1e4 * sign, logits)
+    return x, logits.to(_DTYPES[logits_dtype])
 
 
 @probe("autoregressive")
-def bernoulli_ll(submission, *, seed, shape, scale):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 2, shape, generator=g).double()
-    logits = torch.randn(shape, generator=g, dtype=torch.float64) * scale
-    return {"x": x, "logits": logits, "ll": submission.autoregressive.bernoulli_log_likelihood(x, logits)}
+def bernoulli_ll(submission, *, cases):
+    """``bernoulli_log_likelihood`` on each case (keyword arguments of ``bernoulli_inputs``)."""
+    results = []
+    for case in cases:
+        x, logits = bernoulli_inputs(**case)
+        results.append(submission.autoregressive.bernoulli_log_likelihood(x, logits))
+    return results
+
+
+@probe("autoregressive")
+def categorical_ll(submission, *, cases):
+    """``categorical_log_likelihood`` on each case (keyword arguments of ``categorical_inputs``)."""
+    results = []
+    for case in cases:
+        x, logits = categorical_inputs(**case)
+        results.append(submission.autoregressive.categorical_log_likelihood(x, logits))
+    return results
+
+
+# -- 1b ---------------------------------------------------------------------------------------------------
+@probe("autoregressive")
+def bits_per_dim(submission, *, cases):
+    """``nll_to_bits_per_dim`` on each case ``{"nll": float or tensor, "num_dims": int}``.
+
+    Returns, per case, the result (a tensor, or a float as ``{"float": value}``
+    so that the test can tell a Python float from a 0-d tensor) and its type name.
+    """
+    results = []
+    for case in cases:
+        nll = case["nll"]
+        out = submission.autoregressive.nll_to_bits_per_dim(nll, case["num_dims"])
+        kind = type(out).__module__ + "." + type(out).__qualname__
+        if isinstance(out, torch.Tensor):
+            results.append({"type": kind, "tensor": out})
+        elif isinstance(out, (int, float)):
+            results.append({"type": kind, "float": float(out)})
+        else:
+            results.append({"type": kind})
+    return results
+
+
+# -- 1c ---------------------------------------------------------------------------------------------------
+def ar2d_tables(seed, num_values, scale=1.5):
+    g = _generator(seed)
+    first = torch.randn(num_values, generator=g, dtype=torch.float64) * scale
+    second = torch.randn(num_values, num_values, generator=g, dtype=torch.float64) * scale
+    return first, second
+
+
+def _ar2d(submission, num_values, order, first, second):
+    model = submission.autoregressive.DiscreteAR2D(num_values, order=tuple(order))
+    model.load_state_dict({"first_logits": torch.as_tensor(first, dtype=torch.float32),
+                           "second_logits": torch.as_tensor(second, dtype=torch.float32)})
+    return model
+
+
+def all_pairs(num_values):
+    values = torch.arange(num_values)
+    return torch.cartesian_prod(values, values)  # row a * K + b is (a, b)
+
+
+@probe("autoregressive")
+def ar2d_log_prob(submission, *, seed, num_values, order, batch=0):
+    """``DiscreteAR2D.log_prob`` on all K^2 pairs (row ``a*K + b`` is ``(a, b)``), and on
+    ``batch`` random pairs (with repeats) if ``batch``; random tables from ``seed``."""
+    first, second = ar2d_tables(seed, num_values)
+    with grader_functions(submission.autoregressive):
+        model = _ar2d(submission, num_values, order, first, second)
+        out = {"all": model.log_prob(all_pairs(num_values))}
+        if batch:
+            x = torch.randint(0, num_values, (batch, 2), generator=_generator(seed + 1))
+            out["batch"] = model.log_prob(x)
+    return out
+
+
+@probe("autoregressive")
+def ar2d_sample(submission, *, num_values, order, first, second, n, seed, repeat=False, without_generator=0):
+    """``DiscreteAR2D.sample`` with the given tables: ``n`` samples from a generator seeded
+    with ``seed``; with ``repeat``, ``n`` more from a fresh generator with the same seed
+    (PyTorch's global generator is advanced in between, so a sampler that ignores
+    ``generator`` cannot repeat itself); with ``without_generator``, that many samples
+    with ``generator=None`` too."""
+    with grader_functions(submission.autoregressive):
+        model = _ar2d(submission, num_values, order, first, second)
+        out = {"samples": model.sample(n, generator=_generator(seed))}
+        if repeat:
+            torch.rand(7)
+            out["again"] = model.sample(n, generator=_generator(seed))
+            out["other_seed"] = model.sample(n, generator=_generator(seed + 1))
+        if without_generator:
+            out["no_generator"] = model.sample(without_generator)
+    return out
+
+
+# -- 1d ---------------------------------------------------------------------------------------------------
+def fvsbn_params(seed, dim, scale=1.5):
+    """Random FVSBN parameters: a full weight matrix (upper triangle and diagonal too), bias, order."""
+    g = _generator(seed)
+    weight = torch.randn(dim, dim, generator=g, dtype=torch.float64) * scale
+    bias = torch.randn(dim, generator=g, dtype=torch.float64)
+    order = torch.randperm(dim, generator=g)
+    return weight, bias, order
+
+
+def all_binary(dim):
+    """All 2^D binary vectors (float64), row ``k`` holds the bits of k, most significant first."""
+    codes = torch.arange(2 ** dim)
+    return ((codes[:, None] >> torch.arange(dim - 1, -1, -1)) & 1).double()
+
+
+def _fvsbn(submission, dim, weight, bias, order, order_via="constructor"):
+    """An FVSBN with the given parameters (``load_state_dict``).  ``order_via``:
+    ``"constructor"`` passes ``order`` to the constructor (and the state_dict),
+    ``"state_dict"`` only loads it, ``"default"`` uses ``order=None`` (the identity)."""
+    FVSBN = submission.autoregressive.FVSBN
+    order = torch.as_tensor(order, dtype=torch.long)
+    model = FVSBN(dim, order=order.tolist()) if order_via == "constructor" else FVSBN(dim)
+    state = {"weight": torch.as_tensor(weight, dtype=torch.float32),
+             "bias": torch.as_tensor(bias, dtype=torch.float32)}
+    if order_via != "default":
+        state["order"] = order
+    model.load_state_dict(state, strict=order_via != "default")
+    return model
+
+
+def _triangle_perturbed(weight, seed):
+    """The same weight with new random values on and above the diagonal."""
+    noise = torch.randn(weight.shape, generator=_generator(seed), dtype=torch.float64) * 5
+    upper = torch.triu(torch.ones(weight.shape, dtype=torch.bool))
+    return torch.where(upper, noise, weight)
+
+
+@probe("autoregressive")
+def fvsbn_values(submission, *, seed, dim, order_via="constructor", batch=0):
+    """``FVSBN.conditional_logits`` and ``log_prob`` on all 2^D inputs (float32, row k:
+    the bits of k), for random parameters from ``seed``; the same after new values on
+    and above the diagonal of ``weight``; and on ``batch`` random inputs if ``batch``."""
+    weight, bias, order = fvsbn_params(seed, dim)
+    if order_via == "default":
+        order = torch.arange(dim)
+    x = all_binary(dim).float()
+    out = {"order": order}
+    with grader_functions(submission.autoregressive):
+        model = _fvsbn(submission, dim, weight, bias, order, order_via)
+        out["logits"] = model.conditional_logits(x)
+        out["log_prob"] = model.log_prob(x)
+        perturbed = _fvsbn(submission, dim, _triangle_perturbed(weight, seed + 1), bias, order, order_via)
+        out["logits_triangle"] = perturbed.conditional_logits(x)
+        out["log_prob_triangle"] = perturbed.log_prob(x)
+        if batch:
+            xb = torch.randint(0, 2, (batch, dim), generator=_generator(seed + 2)).to(x.dtype)
+            out["batch_log_prob"] = model.log_prob(xb)
+    return out
+
+
+@probe("autoregressive")
+def fvsbn_dependence(submission, *, seed, dim, trials=3):
+    """``FVSBN.conditional_logits`` on all 2^D inputs and on copies in which, for each
+    position ``i`` of the ordering, the variables ``order[i:]`` are replaced by random
+    bits.  ``out["changed"][i][t]`` are the logits for trial ``t`` of position ``i``."""
+    weight, bias, order = fvsbn_params(seed, dim)
+    x = all_binary(dim).float()
+    g = _generator(seed + 3)
+    with grader_functions(submission.autoregressive):
+        model = _fvsbn(submission, dim, weight, bias, order)
+        out = {"order": order, "logits": model.conditional_logits(x), "changed": []}
+        for i in range(dim):
+            later = order[i:]
+            per_trial = []
+            for _ in range(trials):
+                x_changed = x.clone()
+                x_changed[:, later] = torch.randint(0, 2, (x.shape[0], len(later)), generator=g).float()
+                per_trial.append(model.conditional_logits(x_changed))
+            out["changed"].append(per_trial)
+    return out
+
+
+@probe("autoregressive")
+def fvsbn_sample(submission, *, dim, weight, bias, order, n, seed, repeat=False, without_generator=0):
+    """``FVSBN.sample`` with the given parameters (see ``ar2d_sample``)."""
+    with grader_functions(submission.autoregressive):
+        model = _fvsbn(submission, dim, weight, bias, order)
+        out = {"samples": model.sample(n, generator=_generator(seed))}
+        if repeat:
+            torch.rand(7)
+            out["again"] = model.sample(n, generator=_generator(seed))
+            out["other_seed"] = model.sample(n, generator=_generator(seed + 1))
+        if without_generator:
+            out["no_generator"] = model.sample(without_generator)
+    return out
+
+
+# -- helpers that run in the grader's process --------------------------------------------------------------
+def ar2d_log_probs(first, second, order):
+    """Exact log p(a, b) of DiscreteAR2D, (K*K,) float64, row ``a*K + b``; from the contract."""
+    first, second = torch.as_tensor(first).double(), torch.as_tensor(second).double()
+    K = first.numel()
+    joint = torch.log_softmax(first, 0)[:, None] + torch.log_softmax(second, 1)  # [first value, second value]
+    if tuple(order) == (1, 0):
+        joint = joint.T  # joint[a, b] with a = x0 = second variable, b = x1 = first variable
+    return joint.reshape(K * K)
+
+
+def fvsbn_log_probs(weight, bias, order):
+    """Exact log p(x) of an FVSBN for all 2^D inputs (rows as in ``all_binary``); from the contract."""
+    weight, bias = torch.as_tensor(weight).double(), torch.as_tensor(bias).double()
+    order = torch.as_tensor(order).long()
+    D = bias.numel()
+    x = all_binary(D)
+    x_ordered = x[:, order]
+    logits = x_ordered @ torch.tril(weight, diagonal=-1).T + bias
+    return -F.binary_cross_entropy_with_logits(logits, x_ordered, reduction="none").sum(dim=1)
+
+
+def binary_codes(samples):
+    """Row index in ``all_binary`` of each binary sample (n, D)."""
+    D = samples.shape[1]
+    return (samples.round().long() * (2 ** torch.arange(D - 1, -1, -1))).sum(dim=1)
+
+
+def chi_square_p_value(codes, log_probs):
+    """p-value of Pearson's test that integer ``codes`` (n,) follow ``exp(log_probs)``.
+
+    Cells expecting fewer than 5 samples are pooled (smallest first).
+    Returns ``(p_value, statistic, degrees_of_freedom)``.
+    """
+    n = codes.numel()
+    expected = log_probs.double().exp() * n
+    observed = torch.bincount(codes.long(), minlength=len(expected)).double()
+    if observed.numel() > expected.numel():  # codes out of range: count them against a cell expecting 0
+        return 0.0, math.inf, 0
+    cells_obs, cells_exp, acc_obs, acc_exp = [], [], 0.0, 0.0
+    for index in torch.argsort(expected).tolist():
+        acc_obs += observed[index].item()
+        acc_exp += expected[index].item()
+        if acc_exp >= 5:
+            cells_obs.append(acc_obs)
+            cells_exp.append(acc_exp)
+            acc_obs, acc_exp = 0.0, 0.0
+    if cells_exp:
+        cells_obs[-1] += acc_obs
+        cells_exp[-1] += acc_exp
+    obs = torch.tensor(cells_obs, dtype=torch.float64)
+    exp = torch.tensor(cells_exp, dtype=torch.float64)
+    stat = ((obs - exp) ** 2 / exp).sum()
+    df = max(len(cells_exp) - 1, 1)
+    p_value = torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), stat / 2).item()
+    return p_value, stat.item(), df
+
+
+def check_bits_per_dim(out, nll, num_dims, *, hidden=False):
+    """Judge one result of the ``q1.bits_per_dim`` probe against ``nll / (num_dims * ln 2)``."""
+    what = "nll_to_bits_per_dim"
+    if isinstance(nll, torch.Tensor):
+        case = f"nll a {nll.dtype} tensor of shape {tuple(nll.shape)}, num_dims={num_dims}"
+        if "tensor" not in out:
+            fail(what, case, f"expected a tensor of shape {tuple(nll.shape)} (the same type as nll), got {out['type']}")
+        expected = nll.double() / (num_dims * math.log(2.0))
+        expect_close(out["tensor"], expected, what=what, case=case, atol=1e-7, rtol=1e-6, hidden=hidden)
+    else:
+        case = f"nll={nll!r} (a Python float), num_dims={num_dims}"
+        if "float" not in out or out["type"] == "builtins.bool":
+            fail(what, case, f"expected a Python float (the same type as nll), got {out['type']}")
+        expected = nll / (num_dims * math.log(2.0))
+        if not abs(out["float"] - expected) <= 1e-7 + 1e-6 * abs(expected):
+            if hidden:
+                fail(what, case, f"differs from nll / (num_dims * ln 2) by {abs(out['float'] - expected):.3g}")
+            fail(what, case, f"expected {expected:.9g} = nll / (num_dims * ln 2), got {out['float']:.9g}")
+
+
+def normalisation_problem(log_probs, count):
+    """None if ``exp(log_probs)`` sums to 1 (within 1e-4), else what is wrong."""
+    total = log_probs.double().exp().sum().item()
+    if abs(total - 1.0) <= 1e-4:
+        return None
+    return f"exp(log_prob) should sum to 1 over all {count} possible inputs, got {total:.6g}"
+
+
+def check_samples(out, *, what, case, n, dim, int_values=None, binary=False, repeat=False, no_generator=0,
+                  hidden=False):
+    """Shape, dtype and range of ``out['samples']`` (and of the repeats, when asked for)."""
+    keys = ["samples"] + (["again", "other_seed"] if repeat else []) + (["no_generator"] if no_generator else [])
+    for key in keys:
+        count = no_generator if key == "no_generator" else n
+        label = case + (", generator=None" if key == "no_generator" else "")
+        kind = "int" if int_values else "float"
+        samples = expect_tensor(out[key], what=what, case=label, shape=(count, dim), dtype_kind=kind)
+        if int_values and samples.dtype != torch.int64:
+            fail(what, label, f"expected dtype torch.int64, got {samples.dtype}")
+        if int_values and not bool(((samples >= 0) & (samples < int_values)).all()):
+            fail(what, label, f"values must lie in 0..{int_values - 1}, got min {samples.min().item()} and max "
+                              f"{samples.max().item()}")
+        if binary and not bool(((samples == 0) | (samples == 1)).all()):
+            bad = samples[(samples != 0) & (samples != 1)]
+            fail(what, label, f"values must be 0. or 1., got {bad.numel()} other values such as {bad[0].item():g}")
+    if repeat:
+        if not torch.equal(out["samples"], out["again"]):
+            fail(what, case, "two calls with generators seeded alike gave different samples: draw all randomness "
+                             "from `generator` (e.g. torch.multinomial(..., generator=generator))")
+        if torch.equal(out["samples"], out["other_seed"]):
+            fail(what, case, "generators with different seeds gave the same samples")
+
+
+def check_distribution(codes, log_probs, *, what, case, p_min=1e-6):
+    """Fail unless the sample ``codes`` pass Pearson's chi-square test against ``exp(log_probs)`` at ``p_min``."""
+    p_value, stat, df = chi_square_p_value(codes, log_probs)
+    if p_value < p_min:
+        fail(what, case, f"the samples do not follow the model's distribution p(x) = exp(log_prob(x)): chi-square "
+                         f"{stat:.1f} with {df} degrees of freedom, p = {p_value:.2g} < {p_min:g}")
+
+
+def run_subcases(subcases, set_score):
+    """Run graded sub-cases ``[(name, points, function), ...]``; score the ones that pass.
+
+    Raises an AssertionError listing the failed sub-cases (a ``StudentCodeError``
+    if one of them was the student's code raising, timing out or crashing, so
+    that its traceback shows even where the hidden verdicts are not known).  A
+    missing hidden reference value is re-raised after all sub-cases ran, so the
+    student's code has run in every sub-case.
+    """
+    from ..reference import ExpectedValuesAbsent
+    from ..sandbox import StudentCodeError
+
+    earned, failures, crashed, absent = 0.0, [], False, None
+    for name, points, function in subcases:
+        try:
+            function()
+            earned += points
+        except ExpectedValuesAbsent as error:
+            absent = error
+        except StudentCodeError as error:
+            crashed = True
+            failures.append(f"[{name}, {points:g} pt] {error}")
+        except AssertionError as error:
+            failures.append(f"[{name}, {points:g} pt] {error}")
+    set_score(round(earned, 6))
+    if failures:
+        raise (StudentCodeError if crashed else AssertionError)(
+            f"{len(failures)} of {len(subcases)} parts failed:\n" + "\n".join(failures))
+    if absent is not None:
+        raise absent
