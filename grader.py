@@ -47,10 +47,12 @@ def parse_args(argv):
     limits.add_argument("--import-timeout", type=float, default=30.0, help="seconds to import one of your files")
     limits.add_argument("--memory-mb", type=int, default=1024,
                         help="memory your code may use on top of Python and torch (default 1024 MB)")
-    limits.add_argument("--module-budget", type=float, default=240.0,
-                        help="seconds that all calls into one of your files may take together (default 240)")
-    limits.add_argument("--time-budget", type=float, default=540.0,
-                        help="seconds that all calls into your code may take together (default 540)")
+    limits.add_argument("--module-budget", type=float, default=180.0,
+                        help="seconds that all calls into one of your files may take together (default 180)")
+    limits.add_argument("--time-budget", type=float, default=420.0,
+                        help="seconds that all calls into your code may take together (default 420; with the "
+                             "restarts after time-outs a grade then ends within about 9 minutes: give Gradescope's "
+                             "autograder a time-out of 15 minutes)")
     staff = parser.add_argument_group("staff")
     staff.add_argument("--tests", action="append", help="test folders or files to run instead of the default ones")
     staff.add_argument("--sandbox-user", help="as root: run the worker as this (existing) user")
@@ -122,8 +124,8 @@ class Progress:
 def run(args, started, state):
     manifest = state["manifest"] = load_manifest()
     selection = state["selection"] = resolve_selection(manifest, args.select)
-    from src.grading import privileges, report
-    from src.grading.plugin import GraderPlugin
+    from src.grading import privileges
+    from src.grading.sandbox import Worker  # does not load torch: the worker starts while the grader loads it
 
     results_path = Path(args.results).resolve() if args.results else None
 
@@ -140,11 +142,17 @@ def run(args, started, state):
 
     submission = Path(args.submission).resolve()
     paths = [Path(p).resolve() for p in args.tests] if args.tests else default_test_paths()
-    plugin = state["plugin"] = GraderPlugin(
-        launcher=launcher, selection=selection, progress=Progress(sys.stdout),
-        worker_options=dict(import_timeout_s=args.import_timeout, time_budget_s=args.time_budget,
-                            module_budget_s=args.module_budget, collect_stats=bool(args.stats)))
-    plugin.prestart(submission, args.timeout)  # torch loads in the worker while pytest collects
+    worker_options = dict(import_timeout_s=args.import_timeout, time_budget_s=args.time_budget,
+                          module_budget_s=args.module_budget, collect_stats=bool(args.stats))
+    worker = state["worker"] = Worker(submission, args.timeout, launcher, **worker_options)
+    worker.start(wait=False)  # torch loads in the worker while the grader loads it and pytest collects
+
+    from src.grading import report
+    from src.grading.plugin import GraderPlugin
+
+    plugin = state["plugin"] = GraderPlugin(launcher=launcher, selection=selection, progress=Progress(sys.stdout),
+                                            worker_options=worker_options)
+    plugin.worker = worker
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: same behaviour on every machine
     import pytest
 
@@ -210,6 +218,7 @@ def write_stats(args, state, started):
              "workers": workers, "grader_heavy_modules": sorted(m for m in HEAVY_MODULES if m in sys.modules),
              "worker_heavy_modules": sorted({m for w in workers for m in w.get("modules", []) if m in HEAVY_MODULES}),
              "torch": str(sys.modules["torch"].__version__) if "torch" in sys.modules else None,
+             "calls": list(getattr(getattr(plugin, "worker", None), "calls", []) or []),
              "tests": [{"id": r.test_id, "score": r.score, "status": r.status, "seconds": round(r.seconds, 3)}
                        for r in getattr(plugin, "results", [])]}
     Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")
@@ -237,8 +246,8 @@ def main(argv=None):
         launcher = state.get("launcher")
         plugin = state.get("plugin")
         try:
-            if plugin is not None and plugin.worker is not None:
-                plugin.worker.stop()
+            for worker in {id(w): w for w in (state.get("worker"), getattr(plugin, "worker", None)) if w}.values():
+                worker.stop()
         except BaseException:
             code = code or 1
         try:

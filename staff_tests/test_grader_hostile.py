@@ -138,70 +138,98 @@ def _solution_copy(workdir, name):
     return copy
 
 
-def _student_copy(workdir, name="student_copy"):
-    """A students' copy of the grader: no hidden_tests/, so no hidden expected values."""
+def grader_copy(workdir, name, hidden=True):
+    """A private copy of the grader, so that colleagues' work in progress in this tree cannot disturb these
+    tests.  ``hidden``: a staff copy (hidden_tests/fixtures/expected.pt present, solution/ and staff_tests/
+    beside it); else a students' copy (no hidden expected values, no staff files)."""
+    import torch
+
     copy = Path(workdir) / name
     copy.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__")
     shutil.copy(ROOT / "grader.py", copy / "grader.py")
-    shutil.copytree(ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "src", copy / "src", ignore=ignore)
     (copy / "tests").mkdir()
     shutil.copy(ROOT / "tests" / "points.json", copy / "tests" / "points.json")
-    shutil.copytree(ROOT / "staff_tests" / "grader_suite", copy / "staff_tests" / "grader_suite",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    submission = Path(workdir) / f"{name}_half_done"
+    # the suite: beside the staff files in a staff copy (root-only while grading), under tests/ in a students' copy
+    shutil.copytree(ROOT / "staff_tests" / "grader_suite", copy / ("staff_tests" if hidden else "tests") /
+                    "grader_suite", ignore=ignore)
+    if hidden:
+        (copy / "hidden_tests" / "fixtures").mkdir(parents=True)
+        torch.save({"_meta": {"secret": "HIDDEN-EXPECTED-VALUES"}}, copy / "hidden_tests" / "fixtures" / "expected.pt")
+        shutil.copytree(ROOT / "solution", copy / "solution", ignore=ignore)
+        (copy / "staff").mkdir()
+        (copy / "staff" / "key.txt").write_text("STAFF SECRET\n")
+    for folder, dirs, files in os.walk(copy):
+        os.chmod(folder, 0o755)
+        for file in files:
+            os.chmod(os.path.join(folder, file), 0o644)
+    return copy
+
+
+def half_done(workdir):
+    """The reference with made.py still the stub."""
+    submission = Path(workdir) / "half_done"
     shutil.copytree(ROOT / "solution", submission, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "submission" / "made.py", submission / "made.py")  # made.py: the stub
-    return copy, submission
+    shutil.copy(ROOT / "submission" / "made.py", submission / "made.py")
+    return submission
 
 
 @pytest.fixture(scope="session")
 def runs():
     workdir = Path(tempfile.mkdtemp(prefix="ps1-grader-staff-"))
-    os.chmod(workdir, 0o755)  # the sandbox user must reach the students' copy of the grader
+    os.chmod(workdir, 0o755)  # the sandbox user must reach the copies of the grader
+    staff = grader_copy(workdir, "staff_copy")
+    student = grader_copy(workdir, "student_copy", hidden=False)
+    suite = staff / "staff_tests" / "grader_suite" / "suite_basic.py"
+
+    def staff_grade(name, *args, **kwargs):
+        return grade(name, workdir, *args, grader=staff / "grader.py", **kwargs)
+
     jobs = {
-        "solution": lambda: grade("solution", workdir, *SELECT, "--tests", SUITE, "--submission", ROOT / "solution",
-                                  "--stats", workdir / "solution-stats.json"),
-        "stubs": lambda: grade("stubs", workdir, *SELECT, "--tests", SUITE, "--submission", ROOT / "submission"),
-        "import_exit": lambda: grade("import_exit", workdir, *SELECT, "--tests", SUITE, "--submission",
-                                     compose("import_exit", workdir)),
-        "import_loop": lambda: grade("import_loop", workdir, *SELECT, "--tests", SUITE, "--import-timeout", 3,
-                                     "--submission", compose("import_loop", workdir)),
-        "functions": lambda: grade("functions", workdir, "1a", "1b-0-basic", "2a-0-basic", "3a-0-basic", "--tests", SUITE,
-                                   "--timeout", 6, "--memory-mb", 256, "--submission",
-                                   compose("functions", workdir)),
-        "broken": lambda: grade("broken", workdir, "1a", "--tests", BROKEN, "--submission", ROOT / "solution"),
-        "usage": lambda: grade("usage", workdir, "9z"),
+        "solution": lambda: staff_grade("solution", *SELECT, "--tests", suite, "--submission", ROOT / "solution",
+                                        "--stats", workdir / "solution-stats.json"),
+        "stubs": lambda: staff_grade("stubs", "1a-0-basic", "1b", "2a", "3a", "--tests", suite, "--submission",
+                                     ROOT / "submission"),
+        "import_exit": lambda: staff_grade("import_exit", *SELECT, "--tests", suite, "--submission",
+                                           compose("import_exit", workdir)),
+        "import_loop": lambda: staff_grade("import_loop", *SELECT, "--tests", suite, "--import-timeout", 3,
+                                           "--submission", compose("import_loop", workdir)),
+        "functions": lambda: staff_grade("functions", "1a", "1b-0-basic", "2a-0-basic", "3a-0-basic", "--tests",
+                                         suite, "--timeout", 6, "--memory-mb", 256, "--submission",
+                                         compose("functions", workdir)),
+        "broken": lambda: staff_grade("broken", "1a", "--tests", staff / "staff_tests" / "grader_suite" /
+                                      "suite_broken.py", "--submission", ROOT / "solution"),
+        "usage": lambda: staff_grade("usage", "9z"),
+        "student_copy": lambda: grade("student_copy", workdir, "1a", "2a", "--tests", student / "tests" /
+                                      "grader_suite" / "suite_basic.py", "--submission", half_done(workdir),
+                                      grader=student / "grader.py"),
     }
-
-    def student_copy():
-        copy, submission = _student_copy(workdir)
-        return grade("student_copy", workdir, "1a", "2a", "--tests", copy / "staff_tests" / "grader_suite" /
-                     "suite_basic.py", "--submission", submission, grader=copy / "grader.py")
-
-    jobs["student_copy"] = student_copy
     if IS_ROOT:
-        jobs["forge"] = lambda: grade("forge", workdir, *SELECT, "--tests", SUITE, "--submission",
-                                      compose("forge", workdir), after=_forge_after,
-                                      results=workdir / "forge" / "autograder" / "results" / "results.json")
+        jobs["forge"] = lambda: staff_grade("forge", *SELECT, "--tests", suite, "--submission",
+                                            compose("forge", workdir), after=_forge_after,
+                                            results=workdir / "forge" / "autograder" / "results" / "results.json")
 
         def nonroot():
-            copy, _ = _student_copy(workdir, "nonroot_copy")
             results = workdir / "nonroot-results"
             results.mkdir()
             shutil.chown(results, "nobody")
-            return grade("nonroot", workdir, "1a", "--tests", copy / "staff_tests" / "grader_suite" / "suite_basic.py",
-                         "--submission", _solution_copy(workdir, "nonroot_solution"), results=results / "results.json",
-                         user="nobody",
-                         grader=copy / "grader.py")
+            return grade("nonroot", workdir, "1a", "--tests", student / "tests" / "grader_suite" /
+                         "suite_basic.py", "--submission", _solution_copy(workdir, "nonroot_solution"),
+                         results=results / "results.json", user="nobody", grader=student / "grader.py")
 
         if shutil.which("runuser"):
             jobs["nonroot"] = nonroot
+    order = ["functions", "import_exit", "forge", "import_loop", "solution", "stubs", "student_copy", "nonroot",
+             "broken", "usage"]  # the slowest first
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        futures = {name: pool.submit(jobs[name]) for name in sorted(jobs, key=order.index)}
         done = {name: future.result() for name, future in futures.items()}
+    done["_staff_copy"] = staff
     if os.environ.get("GRADER_STAFF_DUMP"):
         for run in done.values():
-            print(f"\n===== {run!r}\n{json.dumps(run.results, indent=1)[:4000]}")
+            if isinstance(run, Run):
+                print(f"\n===== {run!r}\n{json.dumps(run.results, indent=1)[:4000]}")
     yield done
     shutil.rmtree(workdir, ignore_errors=True)
 
@@ -234,6 +262,7 @@ def test_solution_gets_full_marks(runs):
 
 def test_grading_path_imports_no_plotting_or_vision(runs):
     stats = json.loads((Path(runs["solution"].results_path).parents[2] / "solution-stats.json").read_text())
+    assert stats["tests"] and all(test["status"] == "passed" for test in stats["tests"]), stats["tests"]
     assert stats["grader_heavy_modules"] == [] and stats["worker_heavy_modules"] == [], stats
     assert stats["workers"] and all(w.get("modules") for w in stats["workers"]), stats
     assert not {"torchvision", "matplotlib"} & set(stats["workers"][0]["modules"])
@@ -243,6 +272,7 @@ def test_stubs_score_zero_with_one_line_messages(runs):
     run = runs["stubs"]
     _check_common(run)
     assert run.results["score"] == 0 and set(_scores(run).values()) == {0.0}, run
+    assert set(_scores(run)) == set(SUITE_POINTS) - {"1a-1-hidden"}, run  # selection by test id and by question
     assert run.test("1a-0-basic")["output"] == "autoregressive.bernoulli_log_likelihood: not implemented yet"
     assert run.test("3a-0-basic")["output"] == "pixelcnn.conv_mask: not implemented yet"
     assert "made.MaskedLinear.__init__: not implemented yet" in run.stdout
@@ -316,7 +346,7 @@ def test_forgery_secrets_tampering_and_daemons_get_nothing(runs):
     report = run.test("1a-0-basic")["output"]
     assert "HOSTILE REPORT read=[] forged=[]" in report, report  # no secret read, no results file written
     assert "results=" + str(run.results_path) in report, report  # it did find the results path
-    assert f"root={ROOT}" in report and int(re.search(r"denied=(\d+)", report).group(1)) >= 13, report
+    assert f"root={runs['_staff_copy']}" in report and int(re.search(r"denied=(\d+)", report).group(1)) >= 13, report
     assert run.after["unchanged"], "the results file changed after the grader ended"
     assert "FORGED" not in run.results_path.read_text()
     assert not (run.results_path.parent / "forged.json").exists()
@@ -324,8 +354,8 @@ def test_forgery_secrets_tampering_and_daemons_get_nothing(runs):
         "/autograder/results/results.json").read_text()
     assert "SystemExit" in run.test("1b-0-basic")["output"]
     assert (run.results_path.parent.stat().st_mode & 0o777) == 0o700  # root-only while grading
-    for secret in ("hidden_tests", "solution", "staff_tests", ".git"):
-        assert (ROOT / secret).stat().st_mode & 0o077 == 0, secret
+    for secret in ("hidden_tests", "solution", "staff", "staff_tests"):
+        assert (runs["_staff_copy"] / secret).stat().st_mode & 0o077 == 0, secret
 
 
 @pytest.mark.skipif(not IS_ROOT or not shutil.which("runuser"), reason="needs root to start a non-root grader")
@@ -359,5 +389,5 @@ def test_bad_command_line_exits_2_with_valid_results(runs):
 
 
 def test_staff_time_budget(runs):
-    slowest = max(runs.values(), key=lambda run: run.seconds)
+    slowest = max((run for run in runs.values() if isinstance(run, Run)), key=lambda run: run.seconds)
     assert slowest.seconds < 170, slowest

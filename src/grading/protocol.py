@@ -7,8 +7,6 @@ hostile worker cannot execute anything in the grader by what it sends.
 import io
 import struct
 
-import torch
-
 HEADER = struct.Struct("<Q")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # probes return small results; this bounds what a worker can make the grader hold
 
@@ -18,6 +16,8 @@ class ProtocolError(Exception):
 
 
 def encode(obj):
+    import torch  # imported here, so that the grader can start its worker before it loads torch itself
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     payload = buffer.getvalue()
@@ -51,6 +51,8 @@ def read_message(stream):
     if size > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {size} bytes is larger than the limit of {MAX_MESSAGE_BYTES}")
     payload = _read_exactly(stream, size)
+    import torch
+
     try:
         return torch.load(io.BytesIO(payload), weights_only=True)
     except Exception as error:  # weights_only refuses anything but plain data

@@ -76,6 +76,11 @@ class _OutputTail:
                 self.tail = (self.tail + chunk)[-OUTPUT_TAIL_BYTES:]
         except (OSError, ValueError):
             pass
+        finally:  # this thread owns the pipe: closing it from another thread could block on its lock
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
 
     def text(self):
         self._thread.join(timeout=1.0)
@@ -192,6 +197,7 @@ class Worker:
         self.collect_stats = collect_stats
         self.memory_mb = self.launcher.limits.memory_mb
         self.stats = []  # one entry per worker process: pid, seconds, peak resident size, modules
+        self.calls = []  # with collect_stats: each probe call, its seconds and the worker's peak size after it
         self.used_s = 0.0
         self.module_used_s = {}
         self.last_seconds = 0.0
@@ -252,31 +258,40 @@ class Worker:
 
     @staticmethod
     def _read_replies(stream, replies):
-        while True:
+        """Reads the worker's replies until the pipe ends; this thread owns the pipe and closes it."""
+        try:
+            while True:
+                try:
+                    replies.put(protocol.read_message(stream))
+                except EOFError:
+                    replies.put(EOFError())
+                    return
+                except (protocol.ProtocolError, OSError, ValueError) as error:
+                    replies.put(protocol.ProtocolError(str(error)))
+                    return
+        finally:
             try:
-                replies.put(protocol.read_message(stream))
-            except EOFError:
-                replies.put(EOFError())
-                return
-            except (protocol.ProtocolError, OSError, ValueError) as error:
-                replies.put(protocol.ProtocolError(str(error)))
-                return
+                stream.close()
+            except (OSError, ValueError):
+                pass
 
     def _watch_memory(self, process, baseline_kb):
-        """Backstop for platforms where RLIMIT_AS is not enforced: kill a worker whose resident size runs away."""
-        limit_kb = (baseline_kb or 0) + self.memory_mb * 1024
+        """Backstop for platforms where RLIMIT_AS is not enforced (macOS): kill a worker whose resident size
+        grows by more than the limit.  Also records the peak resident size for the statistics."""
+        interval = 0.1 if os.path.exists("/proc") else 0.5
         while process.poll() is None:
             rss, peak = _rss_kb(process.pid)
             if rss is None:
                 if not os.path.exists("/proc") and sys.platform != "darwin":
-                    return  # nothing to watch with on this platform
+                    return  # nothing to watch with on this platform (Windows)
             else:
+                baseline_kb = baseline_kb or rss
                 self._peak_rss_kb = max(self._peak_rss_kb or 0, peak or rss)
-                if baseline_kb and rss > limit_kb:
+                if rss > baseline_kb + self.memory_mb * 1024:
                     self._memory_killed = True
                     self.launcher.kill_all(process)
                     return
-            time.sleep(0.1)
+            time.sleep(interval)
 
     def stop(self):
         """Kill the worker and everything it started (every process of the sandbox user, as root)."""
@@ -294,18 +309,18 @@ class Worker:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             pass
-        for stream in (self._requests, process.stdout, self._responses):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        try:
+            self._requests.close()  # the reading threads close the other two pipes when they end
+        except OSError:
+            pass
         self.stats.append(entry)
 
     def _final_stats(self, process):
         """Ask a healthy worker which modules it loaded and its peak memory (for tools/benchmark_grader.py)."""
         self._seq += 1
         try:
-            protocol.write_message(self._requests, {"op": "stats", "seq": self._seq})
+            if not self._send({"op": "stats", "seq": self._seq}, 10):
+                return {}
             reply = self._replies.get(timeout=10)
         except (OSError, queue.Empty):
             return {}
@@ -327,9 +342,11 @@ class Worker:
         self.start()
         self._seq += 1
         message = {**message, "seq": self._seq}
+        started = time.monotonic()
         try:
-            protocol.write_message(self._requests, message)
-            reply = self._replies.get(timeout=timeout_s)
+            if not self._send(message, timeout_s):
+                raise queue.Empty
+            reply = self._replies.get(timeout=max(timeout_s - (time.monotonic() - started), 0.01))
         except queue.Empty:
             where = self._where_now()
             self.stop()
@@ -348,6 +365,27 @@ class Worker:
         if not reply["ok"]:
             self._raise_error(reply.get("error"), doing)
         return reply.get("value")
+
+    def _send(self, message, timeout_s):
+        """Write a request within ``timeout_s`` (a worker that stops reading cannot block the grader);
+        False if it did not go through in time.  A broken pipe raises OSError."""
+        data = protocol.encode(message)
+        failure = []
+
+        def write():
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[self._requests.write(view) or 0:]
+            except (OSError, ValueError) as error:
+                failure.append(error)
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(timeout_s)
+        if failure:
+            raise failure[0] if isinstance(failure[0], OSError) else OSError(str(failure[0]))
+        return not writer.is_alive()
 
     def _where_now(self):
         """Where the worker's main thread is now, in the student's files: asks the worker for a stack dump."""
@@ -501,3 +539,6 @@ class Worker:
         finally:
             self.last_seconds = time.monotonic() - started
             self._charge(modules, self.last_seconds)
+            if self.collect_stats and self._process is not None:
+                _rss, peak = _rss_kb(self._process.pid)
+                self.calls.append({"probe": probe, "seconds": round(self.last_seconds, 3), "peak_rss_kb": peak})
