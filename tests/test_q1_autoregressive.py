@@ -1,8 +1,7 @@
 """Public tests of Question 1 (autoregressive.py): likelihoods, bits/dim, DiscreteAR2D, FVSBN.
 
-The probes are in src/grading/probes/q1.py.  While the 1c and 1d probes run,
-``bernoulli_log_likelihood`` and friends are the grader's own, so a bug in 1a
-costs points in 1a only.  Tolerances: float64 inputs are compared within
+The probes are in src/grading/probes/q1.py (see its docstring for how a bug in
+1a is kept from costing points in 1d, and how samples are judged).  Tolerances: float64 inputs are compared within
 1e-5 + 1e-5*|expected| (a student may compute in float32 internally); the models
 of 1c/1d are float32 (as in training) and are compared within 1e-4 + 1e-5*|expected|.
 Every bug these tests look for moves the values by 0.01 or (much) more.
@@ -13,8 +12,8 @@ import torch
 
 from src.grading import graded
 from src.grading.checks import expect_close, expect_tensor
-from src.grading.probes.q1 import (ar2d_log_probs, binary_codes, check_bits_per_dim, check_distribution, check_samples,
-                                   fvsbn_log_probs)
+from src.grading.probes.q1 import (binary_codes, check_bits_per_dim, check_distribution, check_samples,
+                                   expect_fvsbn_log_prob)
 
 FLOAT64_TOL = dict(atol=1e-5, rtol=1e-5)
 FLOAT32_TOL = dict(atol=1e-4, rtol=1e-5)
@@ -84,7 +83,7 @@ def test_discrete_ar2d_basic(student, reference):
     first, second = torch.tensor([0.5, -1.0, 0.2]), torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5], [-2.0, 1.0, 0.0]])
     sample_case = dict(num_values=3, order=[1, 0], first=first, second=second, seed=3)
     samples = student.run("q1.ar2d_sample", **sample_case, n=200, repeat=True)
-    many = student.run("q1.ar2d_sample", **sample_case, n=5000)
+    many = student.run("q1.ar2d_sample", **sample_case, n=5000, distribution=True)
     for case, out in zip(AR2D_BASIC, outs):
         name = (f"DiscreteAR2D(3, order={tuple(case['order'])}) with random logit tables, x = all 9 pairs "
                 f"(a, b) in the order (0, 0), (0, 1), ..., (2, 2)")
@@ -95,8 +94,8 @@ def test_discrete_ar2d_basic(student, reference):
                   int_values=3, repeat=True)
     case = "DiscreteAR2D(3, order=(1, 0)), 5000 samples"
     check_samples(many, what="DiscreteAR2D.sample", case=case, n=5000, dim=2, int_values=3)
-    check_distribution(many["samples"][:, 0] * 3 + many["samples"][:, 1], ar2d_log_probs(first, second, (1, 0)),
-                       what="DiscreteAR2D.sample", case=case)
+    check_distribution(many["samples"][:, 0] * 3 + many["samples"][:, 1],
+                       reference("distribution", many["log_probs"]), what="DiscreteAR2D.sample", case=case)
 
 
 FVSBN_BASIC = dict(seed=20, dim=4)
@@ -109,18 +108,18 @@ def test_fvsbn_basic(student, reference):
     weight = torch.tensor([[0.0, 9.0, 9.0], [1.5, 0.0, 9.0], [-2.0, 1.0, 0.0]])
     sample_case = dict(dim=3, weight=weight, bias=torch.tensor([0.5, -0.5, 0.0]), order=[2, 0, 1], seed=4)
     samples = student.run("q1.fvsbn_sample", **sample_case, n=200, repeat=True)
-    many = student.run("q1.fvsbn_sample", **sample_case, n=5000)
+    many = student.run("q1.fvsbn_sample", **sample_case, n=5000, distribution=True)
     name = (f"FVSBN(4, order={list(order)}) with a random weight (also on and above the diagonal) and bias, "
             f"x = all 16 binary vectors (row k holds the bits of k, most significant first)")
     expect_tensor(out["logits"], what="FVSBN.conditional_logits", case=name, shape=(16, 4), dtype_kind="float")
     expect_close(out["logits"], reference("logits", out["logits"]), what="FVSBN.conditional_logits", case=name,
                  **FLOAT32_TOL)
-    expect_tensor(out["log_prob"], what="FVSBN.log_prob", case=name, shape=(16,), dtype_kind="float")
-    expect_close(out["log_prob"], reference("log_prob", out["log_prob"]), what="FVSBN.log_prob", case=name,
-                 **FLOAT32_TOL)
+    log_prob = out["log_prob"]["log_prob"]
+    expect_tensor(log_prob, what="FVSBN.log_prob", case=name, shape=(16,), dtype_kind="float")
+    expect_fvsbn_log_prob(out["log_prob"], reference("log_prob", log_prob), case=name, **FLOAT32_TOL)
     check_samples(samples, what="FVSBN.sample", case="FVSBN(3, order=[2, 0, 1]), n=200", n=200, dim=3,
                   binary=True, repeat=True)
     case = "FVSBN(3, order=[2, 0, 1]), 5000 samples"
     check_samples(many, what="FVSBN.sample", case=case, n=5000, dim=3, binary=True)
-    check_distribution(binary_codes(many["samples"]), fvsbn_log_probs(weight, sample_case["bias"], [2, 0, 1]),
+    check_distribution(binary_codes(many["samples"]), reference("distribution", many["log_probs"]),
                        what="FVSBN.sample", case=case)

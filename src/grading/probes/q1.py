@@ -1,27 +1,29 @@
 """Probes for Question 1 (autoregressive.py), and grading helpers shared with q4.
 
-Isolation between the parts of Question 1.  ``DiscreteAR2D`` and ``FVSBN`` may
-call the student's own ``categorical_log_likelihood`` / ``bernoulli_log_likelihood``
-(the reference's ``FVSBN.log_prob`` does).  While a 1c or 1d probe runs, those
-module functions (and ``nll_to_bits_per_dim``) are replaced by the grader's own
-versions (``grader_functions``), so a bug in 1a or 1b costs points in 1a or 1b
-only.  A student who does not call them is not affected.
+Nothing here implements a graded function: this file ships to students (and
+their code can import it), so the expected values are the reference's recorded
+values (``reference(key, actual)`` in the tests), never formulas.
+
+Isolation between the parts of Question 1.  ``FVSBN.log_prob`` may call the
+student's own ``bernoulli_log_likelihood`` (the reference's does).  The 1d probes
+therefore also return ``bernoulli_log_likelihood(x, conditional_logits(x))``
+computed with the student's own functions, and the tests accept a ``log_prob``
+that equals either the reference's or that value: a bug in 1a then costs points
+in 1a only.  (``DiscreteAR2D.log_prob`` may call ``categorical_log_likelihood``
+on ``(B, K)`` logits, where the plausible 1a bugs do not show.)
 
 Models are built with the stub's constructor (float32 parameters, as in
 training) and get their values through ``load_state_dict``: the tests compare
-with tolerances that float32 arithmetic in any order meets.  The parameters of
-the sampling probes are made by the tests and passed in, so the tests can
-compute the exact distribution of the samples themselves (the contract fixes
-it completely from the parameters).
+with tolerances that float32 arithmetic in any order meets.  Samples are judged
+against the reference's ``log_prob`` of every outcome (recorded), so a bug in
+``log_prob`` costs points in the log_prob parts only.
 
-The helpers at the bottom (``run_subcases``, ``chi_square_p_value``,
-``fvsbn_log_probs``, ...) run in the grader's process, never in the worker.
+The helpers at the bottom (``run_subcases``, ``chi_square_p_value``, ...) run
+in the grader's process, never in the worker.
 """
-import contextlib
 import math
 
 import torch
-import torch.nn.functional as F
 
 from . import probe
 from ..checks import expect_close, expect_tensor, fail
@@ -33,42 +35,6 @@ def _generator(seed):
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32, "int64": torch.int64, "uint8": torch.uint8,
            "int32": torch.int32}
-
-
-# -- the grader's own versions of the 1a/1b functions (stand-ins during 1c, 1d and 4a probes) ----------
-def grader_bernoulli_log_likelihood(x, logits):
-    x = x.to(logits.dtype)
-    log_p = -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    return log_p.reshape(log_p.shape[0], -1).sum(dim=1)
-
-
-def grader_categorical_log_likelihood(x, logits):
-    log_p = -F.cross_entropy(logits, x.long(), reduction="none")
-    return log_p.reshape(log_p.shape[0], -1).sum(dim=1)
-
-
-def grader_nll_to_bits_per_dim(nll, num_dims):
-    return nll / (num_dims * math.log(2.0))
-
-
-@contextlib.contextmanager
-def grader_functions(module):
-    """While the block runs, ``module``'s 1a/1b functions are the grader's own."""
-    replacements = {"bernoulli_log_likelihood": grader_bernoulli_log_likelihood,
-                    "categorical_log_likelihood": grader_categorical_log_likelihood,
-                    "nll_to_bits_per_dim": grader_nll_to_bits_per_dim}
-    missing = object()
-    saved = {name: module.__dict__.get(name, missing) for name in replacements}
-    for name, function in replacements.items():
-        setattr(module, name, function)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is missing:
-                module.__dict__.pop(name, None)
-            else:
-                setattr(module, name, value)
 
 
 # -- 1a ---------------------------------------------------------------------------------------------------
@@ -159,36 +125,52 @@ def all_pairs(num_values):
     return torch.cartesian_prod(values, values)  # row a * K + b is (a, b)
 
 
+def _try_log_prob(model, x):
+    """``model.log_prob(x)``, or None if it raises: the sampling probes return it only so that
+    the tests can record the reference's distribution (``reference(key, actual)``)."""
+    try:
+        return model.log_prob(x)
+    except Exception:  # noqa: BLE001  (graded in the log_prob parts, not here)
+        return None
+
+
 @probe("autoregressive")
 def ar2d_log_prob(submission, *, seed, num_values, order, batch=0):
     """``DiscreteAR2D.log_prob`` on all K^2 pairs (row ``a*K + b`` is ``(a, b)``), and on
     ``batch`` random pairs (with repeats) if ``batch``; random tables from ``seed``."""
     first, second = ar2d_tables(seed, num_values)
-    with grader_functions(submission.autoregressive):
-        model = _ar2d(submission, num_values, order, first, second)
-        out = {"all": model.log_prob(all_pairs(num_values))}
-        if batch:
-            x = torch.randint(0, num_values, (batch, 2), generator=_generator(seed + 1))
-            out["batch"] = model.log_prob(x)
+    model = _ar2d(submission, num_values, order, first, second)
+    out = {"all": model.log_prob(all_pairs(num_values))}
+    if batch:
+        x = torch.randint(0, num_values, (batch, 2), generator=_generator(seed + 1))
+        out["batch"] = model.log_prob(x)
+    return out
+
+
+def _samples(model, n, seed, repeat, without_generator):
+    out = {"samples": model.sample(n, generator=_generator(seed))}
+    if repeat:
+        torch.rand(7)
+        out["again"] = model.sample(n, generator=_generator(seed))
+        out["other_seed"] = model.sample(n, generator=_generator(seed + 1))
+    if without_generator:
+        out["no_generator"] = model.sample(without_generator)
     return out
 
 
 @probe("autoregressive")
-def ar2d_sample(submission, *, num_values, order, first, second, n, seed, repeat=False, without_generator=0):
+def ar2d_sample(submission, *, num_values, order, first, second, n, seed, repeat=False, without_generator=0,
+                distribution=False):
     """``DiscreteAR2D.sample`` with the given tables: ``n`` samples from a generator seeded
     with ``seed``; with ``repeat``, ``n`` more from a fresh generator with the same seed
     (PyTorch's global generator is advanced in between, so a sampler that ignores
-    ``generator`` cannot repeat itself); with ``without_generator``, that many samples
-    with ``generator=None`` too."""
-    with grader_functions(submission.autoregressive):
-        model = _ar2d(submission, num_values, order, first, second)
-        out = {"samples": model.sample(n, generator=_generator(seed))}
-        if repeat:
-            torch.rand(7)
-            out["again"] = model.sample(n, generator=_generator(seed))
-            out["other_seed"] = model.sample(n, generator=_generator(seed + 1))
-        if without_generator:
-            out["no_generator"] = model.sample(without_generator)
+    ``generator`` cannot repeat itself) and ``n`` with the next seed; with
+    ``without_generator``, that many samples with ``generator=None`` too.  With
+    ``distribution``, also ``log_prob`` of all K^2 pairs (None if it raises)."""
+    model = _ar2d(submission, num_values, order, first, second)
+    out = _samples(model, n, seed, repeat, without_generator)
+    if distribution:
+        out["log_probs"] = _try_log_prob(model, all_pairs(num_values))
     return out
 
 
@@ -230,26 +212,38 @@ def _triangle_perturbed(weight, seed):
     return torch.where(upper, noise, weight)
 
 
+def _log_prob_and_consistent(submission, model, x):
+    """``model.log_prob(x)`` and, when it works, ``bernoulli_log_likelihood(x, conditional_logits(x))``
+    with the student's own functions (None if that raises)."""
+    out = {"log_prob": model.log_prob(x)}
+    try:
+        out["consistent"] = submission.autoregressive.bernoulli_log_likelihood(x, model.conditional_logits(x))
+    except Exception:  # noqa: BLE001  (1a is graded in 1a)
+        out["consistent"] = None
+    return out
+
+
 @probe("autoregressive")
 def fvsbn_values(submission, *, seed, dim, order_via="constructor", batch=0):
     """``FVSBN.conditional_logits`` and ``log_prob`` on all 2^D inputs (float32, row k:
     the bits of k), for random parameters from ``seed``; the same after new values on
-    and above the diagonal of ``weight``; and on ``batch`` random inputs if ``batch``."""
+    and above the diagonal of ``weight``; and on ``batch`` random inputs if ``batch``.
+    Each ``log_prob`` comes with the student's ``bernoulli_log_likelihood(x,
+    conditional_logits(x))`` (see the module docstring)."""
     weight, bias, order = fvsbn_params(seed, dim)
     if order_via == "default":
         order = torch.arange(dim)
     x = all_binary(dim).float()
     out = {"order": order}
-    with grader_functions(submission.autoregressive):
-        model = _fvsbn(submission, dim, weight, bias, order, order_via)
-        out["logits"] = model.conditional_logits(x)
-        out["log_prob"] = model.log_prob(x)
-        perturbed = _fvsbn(submission, dim, _triangle_perturbed(weight, seed + 1), bias, order, order_via)
-        out["logits_triangle"] = perturbed.conditional_logits(x)
-        out["log_prob_triangle"] = perturbed.log_prob(x)
-        if batch:
-            xb = torch.randint(0, 2, (batch, dim), generator=_generator(seed + 2)).to(x.dtype)
-            out["batch_log_prob"] = model.log_prob(xb)
+    model = _fvsbn(submission, dim, weight, bias, order, order_via)
+    out["logits"] = model.conditional_logits(x)
+    out["log_prob"] = _log_prob_and_consistent(submission, model, x)
+    perturbed = _fvsbn(submission, dim, _triangle_perturbed(weight, seed + 1), bias, order, order_via)
+    out["logits_triangle"] = perturbed.conditional_logits(x)
+    out["log_prob_triangle"] = perturbed.log_prob(x)
+    if batch:
+        xb = torch.randint(0, 2, (batch, dim), generator=_generator(seed + 2)).to(x.dtype)
+        out["batch_log_prob"] = _log_prob_and_consistent(submission, model, xb)
     return out
 
 
@@ -261,59 +255,34 @@ def fvsbn_dependence(submission, *, seed, dim, trials=3):
     weight, bias, order = fvsbn_params(seed, dim)
     x = all_binary(dim).float()
     g = _generator(seed + 3)
-    with grader_functions(submission.autoregressive):
-        model = _fvsbn(submission, dim, weight, bias, order)
-        out = {"order": order, "logits": model.conditional_logits(x), "changed": []}
-        for i in range(dim):
-            later = order[i:]
-            per_trial = []
-            for _ in range(trials):
-                x_changed = x.clone()
-                x_changed[:, later] = torch.randint(0, 2, (x.shape[0], len(later)), generator=g).float()
-                per_trial.append(model.conditional_logits(x_changed))
-            out["changed"].append(per_trial)
+    model = _fvsbn(submission, dim, weight, bias, order)
+    out = {"order": order, "logits": model.conditional_logits(x), "changed": []}
+    for i in range(dim):
+        later = order[i:]
+        per_trial = []
+        for _ in range(trials):
+            x_changed = x.clone()
+            x_changed[:, later] = torch.randint(0, 2, (x.shape[0], len(later)), generator=g).float()
+            per_trial.append(model.conditional_logits(x_changed))
+        out["changed"].append(per_trial)
     return out
 
 
 @probe("autoregressive")
-def fvsbn_sample(submission, *, dim, weight, bias, order, n, seed, repeat=False, without_generator=0):
-    """``FVSBN.sample`` with the given parameters (see ``ar2d_sample``)."""
-    with grader_functions(submission.autoregressive):
-        model = _fvsbn(submission, dim, weight, bias, order)
-        out = {"samples": model.sample(n, generator=_generator(seed))}
-        if repeat:
-            torch.rand(7)
-            out["again"] = model.sample(n, generator=_generator(seed))
-            out["other_seed"] = model.sample(n, generator=_generator(seed + 1))
-        if without_generator:
-            out["no_generator"] = model.sample(without_generator)
+def fvsbn_sample(submission, *, dim, weight, bias, order, n, seed, repeat=False, without_generator=0,
+                 distribution=False):
+    """``FVSBN.sample`` with the given parameters (see ``ar2d_sample``); with
+    ``distribution``, also ``log_prob`` of all 2^D binary vectors (None if it raises)."""
+    model = _fvsbn(submission, dim, weight, bias, order)
+    out = _samples(model, n, seed, repeat, without_generator)
+    if distribution:
+        out["log_probs"] = _try_log_prob(model, all_binary(dim).float())
     return out
 
 
 # -- helpers that run in the grader's process --------------------------------------------------------------
-def ar2d_log_probs(first, second, order):
-    """Exact log p(a, b) of DiscreteAR2D, (K*K,) float64, row ``a*K + b``; from the contract."""
-    first, second = torch.as_tensor(first).double(), torch.as_tensor(second).double()
-    K = first.numel()
-    joint = torch.log_softmax(first, 0)[:, None] + torch.log_softmax(second, 1)  # [first value, second value]
-    if tuple(order) == (1, 0):
-        joint = joint.T  # joint[a, b] with a = x0 = second variable, b = x1 = first variable
-    return joint.reshape(K * K)
-
-
-def fvsbn_log_probs(weight, bias, order):
-    """Exact log p(x) of an FVSBN for all 2^D inputs (rows as in ``all_binary``); from the contract."""
-    weight, bias = torch.as_tensor(weight).double(), torch.as_tensor(bias).double()
-    order = torch.as_tensor(order).long()
-    D = bias.numel()
-    x = all_binary(D)
-    x_ordered = x[:, order]
-    logits = x_ordered @ torch.tril(weight, diagonal=-1).T + bias
-    return -F.binary_cross_entropy_with_logits(logits, x_ordered, reduction="none").sum(dim=1)
-
-
 def binary_codes(samples):
-    """Row index in ``all_binary`` of each binary sample (n, D)."""
+    """Row index in ``all_binary`` of each binary sample (n, D), most significant bit first."""
     D = samples.shape[1]
     return (samples.round().long() * (2 ** torch.arange(D - 1, -1, -1))).sum(dim=1)
 
@@ -399,6 +368,23 @@ def check_samples(out, *, what, case, n, dim, int_values=None, binary=False, rep
                              "from `generator` (e.g. torch.multinomial(..., generator=generator))")
         if torch.equal(out["samples"], out["other_seed"]):
             fail(what, case, "generators with different seeds gave the same samples")
+
+
+def expect_fvsbn_log_prob(result, expected, *, case, hidden=False, **tol):
+    """Judge one ``FVSBN.log_prob`` result of ``fvsbn_values``: it must equal the reference's
+    value, or ``bernoulli_log_likelihood(x, conditional_logits(x))`` computed with the
+    student's own functions (so that a bug in 1a is graded in 1a only)."""
+    try:
+        expect_close(result["log_prob"], expected, what="FVSBN.log_prob", case=case, hidden=hidden, **tol)
+    except AssertionError:
+        actual, consistent = result["log_prob"], result.get("consistent")
+        if (isinstance(actual, torch.Tensor) and isinstance(consistent, torch.Tensor)
+                and actual.shape == consistent.shape and actual.is_floating_point()
+                and consistent.is_floating_point() and bool(torch.isfinite(actual).all())
+                and torch.allclose(actual.double(), consistent.double(), atol=tol.get("atol", 1e-5),
+                                   rtol=tol.get("rtol", 1e-5))):
+            return
+        raise
 
 
 def check_distribution(codes, log_probs, *, what, case, p_min=1e-6):

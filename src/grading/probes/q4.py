@@ -1,17 +1,19 @@
 """Probes for Question 4: ``evaluate_nll`` (4a) and the learning tests (4b, 4c).
 
+Nothing here implements a graded function (this file ships to students).
+
 4a runs the student's ``evaluate_nll`` on a grader-made model (``KnownModel``)
 whose ``log_prob`` is a known function of each example, so 4a does not depend
-on any other part of the student's code; ``nll_to_bits_per_dim`` is the
-grader's own while it runs (a bug in 1b costs points in 1b only).
+on any other part of the student's code.  ``evaluate_nll`` may call the
+student's ``nll_to_bits_per_dim``; the probe also returns what that function
+gives for the student's NLL and the right number of dimensions, and the tests
+accept that value too (a bug in 1b is graded in 1b only).
 
 4b and 4c train the student's ``made.MADE`` / ``pixelcnn.PixelCNN`` with the
-course library (``src.train.train_steps``: a fixed number of Adam steps, which
-uses the student's ``log_prob`` as the loss) on the fixed binarised-MNIST slice
-``tests/data/mnist_slice.pt``, and return the model's logits on the slice's
-test images.  The tests compute the test NLL from those logits with the
-grader's own float64 formula, so a wrong ``log_prob`` value is graded in 2b/3b
-and not counted again here.
+course library (``src.train.train_steps``: a fixed number of Adam steps on
+``-model.log_prob(x).mean()``) on the fixed binarised-MNIST slice
+``tests/data/mnist_slice.pt`` and return the model's ``log_prob`` of the slice's
+test images, before and after training.
 """
 from pathlib import Path
 
@@ -19,7 +21,6 @@ import torch
 import torch.nn as nn
 
 from . import probe
-from .q1 import grader_functions
 
 SLICE = Path(__file__).resolve().parents[3] / "tests" / "data" / "mnist_slice.pt"
 
@@ -106,8 +107,8 @@ def evaluate(submission, *, seed, kind, n, batch_size, batching):
     batches of ``batch_size`` (the last one smaller) given as ``batching``."""
     x, labels = evaluation_data(seed, kind, n)
     model = KnownModel()
-    with grader_functions(submission.autoregressive):
-        result = submission.autoregressive.evaluate_nll(model, _batches(x, labels, batch_size, batching))
+    module = submission.autoregressive
+    result = module.evaluate_nll(model, _batches(x, labels, batch_size, batching))
     out = {"type": type(result).__module__ + "." + type(result).__qualname__,
            "examples_seen": model.examples_seen}
     if isinstance(result, dict):
@@ -115,6 +116,10 @@ def evaluate(submission, *, seed, kind, n, batch_size, batching):
         for key in ("nll", "bits_per_dim"):
             if key in result:
                 out[key] = _number(result[key])
+        try:  # the student's own conversion of the student's NLL, with D = x[0].numel()
+            out["consistent_bits"] = _number(module.nll_to_bits_per_dim(result["nll"], x[0].numel()))
+        except Exception:  # noqa: BLE001  (1b is graded in 1b)
+            pass
     return out
 
 
@@ -126,9 +131,15 @@ def load_slice():
 
 
 @torch.no_grad()
-def _logits_in_chunks(model, x, chunk=100):
-    """``model(x)`` computed 100 examples at a time (keeps the worker's peak memory low)."""
-    return torch.cat([model(part) for part in x.split(chunk)])
+def _log_probs_in_chunks(model, x, chunk=100):
+    """``model.log_prob(x)`` computed 100 examples at a time (keeps the worker's peak memory low)."""
+    parts = []
+    for part in x.split(chunk):
+        log_p = model.log_prob(part)
+        if not isinstance(log_p, torch.Tensor) or tuple(log_p.shape) != (part.shape[0],):
+            return log_p  # the test reports the wrong type or shape
+        parts.append(log_p)
+    return torch.cat(parts)
 
 
 def _train_batches(train, num_train, batch_size, seed):
@@ -140,7 +151,7 @@ def _train_batches(train, num_train, batch_size, seed):
 def made_learning(submission, *, seed, steps, batch_size, lr, hidden_sizes, num_train, num_test, before=False):
     """Train ``MADE(784, hidden_sizes, 784)`` (one mask set, natural ordering, weights
     initialised after ``torch.manual_seed(seed)``) for ``steps`` Adam steps on the first
-    ``num_train`` training images; return its logits ``(num_test, 784)`` on the first
+    ``num_train`` training images; return its ``log_prob`` ``(num_test,)`` of the first
     ``num_test`` test images (also before training, with ``before``) and the losses."""
     from src.train import train_steps
 
@@ -151,18 +162,17 @@ def made_learning(submission, *, seed, steps, batch_size, lr, hidden_sizes, num_
     model = submission.made.MADE(784, list(hidden_sizes), 784, num_masks=1, natural_ordering=True, seed=seed)
     out = {}
     if before:
-        out["before"] = _logits_in_chunks(model, test)
+        out["before"] = _log_probs_in_chunks(model, test)
     out["losses"] = train_steps(model, _train_batches(train, num_train, batch_size, seed), steps=steps, lr=lr,
                                 seed=seed)
-    out["after"] = _logits_in_chunks(model, test)
+    out["after"] = _log_probs_in_chunks(model, test)
     return out
 
 
 @probe("pixelcnn")
 def pixelcnn_learning(submission, *, seed, steps, batch_size, lr, channels, num_blocks, kernel_size, num_train,
                       num_test, before=False):
-    """Train ``PixelCNN(1, 2, channels, num_blocks, kernel_size)`` (see ``made_learning``);
-    return its logits ``(num_test, 2, 1, 28, 28)`` on the first ``num_test`` test images."""
+    """Train ``PixelCNN(1, 2, channels, num_blocks, kernel_size)`` (see ``made_learning``)."""
     from src.train import train_steps
 
     train, test = load_slice()
@@ -171,38 +181,14 @@ def pixelcnn_learning(submission, *, seed, steps, batch_size, lr, channels, num_
     model = submission.pixelcnn.PixelCNN(1, 2, channels=channels, num_blocks=num_blocks, kernel_size=kernel_size)
     out = {}
     if before:
-        out["before"] = _logits_in_chunks(model, test)
+        out["before"] = _log_probs_in_chunks(model, test)
     out["losses"] = train_steps(model, _train_batches(train, num_train, batch_size, seed), steps=steps, lr=lr,
                                 seed=seed)
-    out["after"] = _logits_in_chunks(model, test)
+    out["after"] = _log_probs_in_chunks(model, test)
     return out
 
 
 # -- helpers that run in the grader's process --------------------------------------------------------------
-def slice_test_images(num_test):
-    """The first ``num_test`` test images of the slice, int64 ``(num_test, 784)``."""
-    _, test = load_slice()
-    return test[:num_test].reshape(num_test, -1).long()
-
-
-def made_test_nll(logits, images):
-    """Mean NLL (nats) of binary ``images`` (N, 784) under Bernoulli ``logits`` (N, 784), in float64."""
-    logits, x = logits.double(), images.double()
-    nll = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
-    return nll.mean().item()
-
-
-def pixelcnn_test_nll(logits, images):
-    """Mean NLL (nats) of binary ``images`` (N, 784) under PixelCNN logits (N, 2, 1, 28, 28), in float64.
-
-    With one colour the layouts (N, K, 1, H, W), (N, 1, K, H, W) and (N, K, H, W)
-    hold the same numbers in the same order, so any of them is read as (N, K, H*W).
-    """
-    n = images.shape[0]
-    log_p = torch.log_softmax(logits.double().reshape(n, 2, -1), dim=1)
-    return -log_p.gather(1, images.long().unsqueeze(1)).squeeze(1).sum(dim=1).mean().item()
-
-
 _KINDS = {"binary_images": "uint8 images of shape (1, 28, 28)", "colour_images": "int64 images of shape (3, 4, 4)",
           "vectors": "float32 vectors of length 10"}
 _BATCHINGS = {"dataloader": "a DataLoader of [x, y] batches", "tuples": "a list of (x, y) tuples",
@@ -240,19 +226,31 @@ def check_evaluation(out, case, *, strict_types, hidden=False):
     expected = {"nll": expected_nll, "bits_per_dim": expected_nll / (x[0].numel() * math.log(2.0))}
     meaning = {"nll": "the mean of -log p(x) over all examples, in nats",
                "bits_per_dim": "nll / (D * ln 2) with D = x[0].numel()"}
-    for key in ("nll", "bits_per_dim"):
-        value = out[key]
+
+    def number(value, key):
         if "float" in value:
-            actual = value["float"]
-        elif "tensor" in value and value["tensor"].numel() == 1 and not strict_types:
-            actual = value["tensor"].double().item()
-        elif "tensor" in value:
+            return value["float"]
+        if "tensor" in value and value["tensor"].numel() == 1 and not strict_types:
+            return value["tensor"].double().item()
+        if "tensor" in value:
             fail(what, name, f"result[{key!r}] should be a Python float, got a tensor of shape "
                              f"{tuple(value['tensor'].shape)} (use .item())")
-        else:
-            fail(what, name, f"result[{key!r}] should be a Python float, got {value['type']}")
+        fail(what, name, f"result[{key!r}] should be a Python float, got {value['type']}")
+
+    def close(actual, wanted):
+        return abs(actual - wanted) <= 1e-6 * abs(wanted) + 1e-9
+
+    for key in ("nll", "bits_per_dim"):
+        actual = number(out[key], key)
         error = abs(actual - expected[key])
-        if not error <= 1e-6 * abs(expected[key]) + 1e-9:
+        if key == "bits_per_dim" and not close(actual, expected[key]) and "consistent_bits" in out:
+            # your nll_to_bits_per_dim(nll, D) with the right D: a bug in it is graded in 1b only
+            try:
+                if close(actual, number(out["consistent_bits"], key)):
+                    continue
+            except AssertionError:
+                pass
+        if not close(actual, expected[key]):
             if hidden:
                 fail(what, name, f"result[{key!r}] is not {meaning[key]}: it is off by {error:.4g} "
                                  f"({error / abs(expected[key]):.2%})")
@@ -277,27 +275,25 @@ def describe_training(name, config):
             f"slice), test NLL on {config['num_test']} test images")
 
 
-def check_training(out, *, what, case, logits_shape, nll_of, num_test):
-    """Shapes and finiteness of a learning probe's result; returns (NLL before or None, NLL after)."""
+def check_training(out, *, what, case, num_test):
+    """Judge a learning probe's result; returns (test NLL before training or None, after), in nats.
+
+    The test NLL is the mean over the test images of ``-model.log_prob(x)``, summed
+    here in float64.
+    """
     import math
 
-    from ..checks import expect_tensor, fail
+    from ..checks import expect_finite, expect_tensor, fail
 
-    losses = out["losses"]
-    if not all(isinstance(v, float) and math.isfinite(v) for v in losses):
+    if not all(isinstance(v, float) and math.isfinite(v) for v in out["losses"]):
         fail(what, case, "the training loss became NaN or infinite")
-    images = slice_test_images(num_test)
     nlls = []
     for key in ("before", "after"):
         if key not in out:
             nlls.append(None)
             continue
-        logits = expect_tensor(out[key], what=f"{what}.forward", case=f"{case} ({key} training)",
-                               dtype_kind="float")
-        if logits.numel() != math.prod(logits_shape):
-            fail(f"{what}.forward", case, f"expected logits of shape {logits_shape}, got {tuple(logits.shape)}")
-        nll = nll_of(logits, images)
-        if not math.isfinite(nll):
-            fail(f"{what}.forward", case, f"the logits {key} training give a NaN or infinite test NLL")
-        nlls.append(nll)
+        label = f"{case}, {key} training"
+        log_p = expect_tensor(out[key], what=f"{what}.log_prob", case=label, shape=(num_test,), dtype_kind="float")
+        expect_finite(log_p, what=f"{what}.log_prob", case=label)
+        nlls.append(-log_p.double().mean().item())
     return nlls
