@@ -190,7 +190,10 @@ def _plant_hidden_values(copy):
     import torch
 
     values = torch.load(ROOT / "hidden_tests" / "fixtures" / "expected.pt", weights_only=True)
-    values = {k.replace("-hidden", "-extra"): v for k, v in values.items()}
+    large = {k.replace("-hidden", "-extra"): v for k, v in values.items()
+             if isinstance(v, torch.Tensor) and v.numel() >= 4}
+    # under other keys the values themselves must be recognised; without large tensors, the keys
+    values = large or {k: v for k, v in values.items() if k != "_meta"}
     path = copy / "tests" / "fixtures" / "extra.pt"
     torch.save(values, path)
     return path, "tests/fixtures/extra.pt"
