@@ -191,11 +191,13 @@ TRIVIAL_NODES = 10  # statements with fewer AST nodes (contexts not counted) are
 TEXT_LINE_MIN = 25  # region source lines shorter than this are not looked for in text files
 ANSWER_LINE_MIN = 30  # answer-key lines shorter than this are not looked for
 COMPOUND = (ast.For, ast.While, ast.If, ast.With)
-# Statements of the regions that are generic idioms, not answers: the course library (src/) uses them too.
+# Statements of the regions that are no secret: generic idioms that the course library (src/) uses too,
+# and one-liners that the stub's own docstring spells out.  Everything else of the regions is.
 COMMON_IDIOMS = (
     "x = batch[0] if isinstance(batch, (tuple, list)) else batch",
     "device = next(model.parameters()).device",
-    "self.mask_index = (self.mask_index + 1) % self.num_masks",  # the docstring of update_masks states it
+    "self.mask_index = (self.mask_index + 1) % self.num_masks",  # update_masks: mask_index <- (mask_index + 1) % ...
+    "return nll / (num_dims * math.log(2.0))",  # nll_to_bits_per_dim: ``nll / (num_dims * ln 2)``
 )
 
 
