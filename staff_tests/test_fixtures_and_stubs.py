@@ -86,5 +86,5 @@ def test_fixture_files_hold_the_torch_version_and_known_keys(manifest):
                 continue
             test_id = key.split("/", 1)[0]
             assert test_id in tests, f"{path.name}: {key!r} belongs to no test of tests/points.json"
-            assert test_id.endswith("-hidden") == hidden, \
-                f"{path.name}: {key!r} is a {'public' if hidden else 'hidden'} value in the {'hidden' if hidden else 'public'} file"
+            kind, place = ("public", "hidden") if hidden else ("hidden", "public")
+            assert test_id.endswith("-hidden") == hidden, f"{path.name}: {key!r} is a {kind} value in the {place} file"

@@ -30,7 +30,8 @@ from conftest import ROOT, run, validate_results
 BUILD = ROOT / "tools" / "build_release.py"
 MODULES = ("autoregressive.py", "made.py", "pixelcnn.py")
 STUDENT_TOP_LEVEL = {"src", "submission", "grader.py", "tests", "data", "written", "README.md", "requirements.txt"}
-STAFF_WORDS = ("solution/", "hidden_tests", "staff/", "staff_tests", "tools/", "release/", ".ci/", "--submission solution")
+STAFF_WORDS = ("solution/", "hidden_tests", "staff/", "staff_tests", "tools/", "release/", ".ci/",
+               "--submission solution")
 TIMINGS = {}
 
 
@@ -87,7 +88,8 @@ def test_student_bundle_is_exactly_the_student_tree(bundles, manifest):
         assert "fixtures/expected" not in name and not name.endswith("expected.pt"), name
         assert "__pycache__" not in name and not name.endswith(".pyc"), name
     # the unpacked copy is the zip
-    unpacked = sorted(p.relative_to(bundles.student_dir).as_posix() for p in bundles.student_dir.rglob("*") if p.is_file())
+    unpacked = sorted(p.relative_to(bundles.student_dir).as_posix()
+                      for p in bundles.student_dir.rglob("*") if p.is_file())
     assert unpacked == names
     with zipfile.ZipFile(bundles.student_zip) as zf:
         for module in MODULES:
