@@ -37,26 +37,26 @@ PRESETS = {
     "made": {
         "quick": {"hparams": {"hidden_sizes": [500], "num_masks": 1, "natural_ordering": True},
                   "train_limit": 10000, "valid_limit": 2000, "test_limit": 2000,
-                  "epochs": 12, "batch_size": 100, "lr": 3e-3, "patience": 3, "n_samples": 64},
+                  "epochs": 12, "batch_size": 100, "lr": 3e-3, "lr_decay": 1.0, "patience": 3, "n_samples": 64},
         "full": {"hparams": {"hidden_sizes": [8000], "num_masks": 1, "natural_ordering": True},
                  "train_limit": None, "valid_limit": None, "test_limit": None,
-                 "epochs": 50, "batch_size": 100, "lr": 1e-3, "patience": 5, "n_samples": 64},
+                 "epochs": 50, "batch_size": 100, "lr": 1e-3, "lr_decay": 1.0, "patience": 5, "n_samples": 64},
     },
     "pixelcnn": {
         "quick": {"hparams": {"channels": 32, "num_blocks": 4, "kernel_size": 7},
-                  "train_limit": 3000, "valid_limit": 1000, "test_limit": 1000,
-                  "epochs": 3, "batch_size": 50, "lr": 2e-3, "patience": 3, "n_samples": 16},
+                  "train_limit": 4000, "valid_limit": 1000, "test_limit": 1000,
+                  "epochs": 3, "batch_size": 50, "lr": 2e-3, "lr_decay": 1.0, "patience": 3, "n_samples": 16},
         "full": {"hparams": {"channels": 128, "num_blocks": 12, "kernel_size": 7},
                  "train_limit": None, "valid_limit": None, "test_limit": None,
-                 "epochs": 50, "batch_size": 100, "lr": 1e-3, "patience": 5, "n_samples": 64},
+                 "epochs": 50, "batch_size": 100, "lr": 1e-3, "lr_decay": 1.0, "patience": 5, "n_samples": 64},
     },
     "pixelcnn_color": {
         "quick": {"hparams": {"channels": 36, "num_blocks": 4, "kernel_size": 7, "levels": 4},
                   "train_limit": 3000, "valid_limit": 1000, "test_limit": 1000,
-                  "epochs": 3, "batch_size": 50, "lr": 2e-3, "patience": 3, "n_samples": 16},
+                  "epochs": 3, "batch_size": 50, "lr": 2e-3, "lr_decay": 1.0, "patience": 3, "n_samples": 16},
         "full": {"hparams": {"channels": 120, "num_blocks": 12, "kernel_size": 7, "levels": 4},
                  "train_limit": None, "valid_limit": None, "test_limit": None,
-                 "epochs": 50, "batch_size": 100, "lr": 1e-3, "patience": 5, "n_samples": 64},
+                 "epochs": 50, "batch_size": 100, "lr": 1e-3, "lr_decay": 1.0, "patience": 5, "n_samples": 64},
     },
 }
 
@@ -64,7 +64,7 @@ PRESETS = {
 HPARAM_OPTIONS = {"hidden": "hidden_sizes", "num_masks": "num_masks", "natural_ordering": "natural_ordering",
                   "channels": "channels", "blocks": "num_blocks", "kernel_size": "kernel_size", "levels": "levels"}
 # settings that may change when a run is resumed; the others come from the checkpoint
-RESUMABLE = ("epochs", "patience", "max_steps", "n_samples", "lr")
+RESUMABLE = ("epochs", "patience", "max_steps", "n_samples", "lr", "lr_decay")
 
 
 class UsageError(Exception):
@@ -106,9 +106,17 @@ def _presets_text():
             data = "all of MNIST" if preset["train_limit"] is None else (
                 f"{preset['train_limit']}/{preset['valid_limit']}/{preset['test_limit']} train/valid/test images")
             lines.append(f"  {model} {'--full' if kind == 'full' else '(default)'}: {hp}; {data}; "
-                         f"epochs={preset['epochs']}, batch={preset['batch_size']}, lr={preset['lr']}, "
+                         f"epochs={preset['epochs']}, batch={preset['batch_size']}, lr={preset['lr']} "
+                         f"(x{preset['lr_decay']}/epoch), "
                          f"patience={preset['patience']}, samples={preset['n_samples']}")
     return "\n".join(lines)
+
+
+def _decay(text):
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
 
 
 def build_parser():
@@ -134,6 +142,7 @@ def build_parser():
     p.add_argument("--test-limit", type=_positive_int, help="use only the first N test images")
     p.add_argument("--max-steps", type=_positive_int, help="stop after this many optimisation steps in all")
     p.add_argument("--lr", type=_positive_float, help="Adam learning rate")
+    p.add_argument("--lr-decay", type=_decay, help="multiply the learning rate by this after every epoch")
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--patience", type=_positive_int, help="early stopping after N epochs without improvement")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, shuffling and samples")
@@ -239,7 +248,7 @@ def _resolve_settings(args):
     settings.update(model=args.model, impl=args.impl, full=args.full, seed=args.seed, max_steps=None,
                     hparams=dict(preset["hparams"]))
     given = {k: getattr(args, k) for k in ("epochs", "train_limit", "valid_limit", "test_limit", "max_steps",
-                                           "lr", "batch_size", "patience", "n_samples")
+                                           "lr", "lr_decay", "batch_size", "patience", "n_samples")
              if getattr(args, k) is not None}
     given_hparams = {HPARAM_OPTIONS[k]: getattr(args, k) for k in HPARAM_OPTIONS if getattr(args, k) is not None}
     for key in given_hparams:
@@ -278,6 +287,8 @@ def cmd_train(args):
     start = time.perf_counter()
     settings, out = _resolve_settings(args)
     device = resolve_device(args.device)
+    if str(device).startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest convolutions
     name, hp = args.model, dict(settings["hparams"])
     levels = hp.get("levels", 4)
     model_hparams = dict(hp)
@@ -298,6 +309,7 @@ def cmd_train(args):
           f"{len(train_x)} train / {len(valid_x)} valid / {len(test_x)} test images -> {out}")
 
     history = train(model, train_loader, valid_loader, epochs=settings["epochs"], lr=settings["lr"],
+                    lr_decay=settings.get("lr_decay", 1.0),
                     out_dir=out, patience=settings["patience"], max_steps=settings["max_steps"], device=device,
                     resume=args.resume, config=settings, progress=not args.no_progress)
 

@@ -163,8 +163,9 @@ def plot_receptive_field(model, image_shape, pixel, path, channel=0, batch=16, s
     Left: heat map of ``log10 |gradient|`` of the pixel's logits with respect to
     the input image (random inputs, see :func:`input_gradient`).  Right: every
     pixel classified as *seen* (earlier in the ordering, non-zero gradient),
-    *blind spot* (earlier but zero gradient: information the model cannot use,
-    e.g. the PixelCNN blind spot up and to the right), *future* (later, zero
+    *not seen* (earlier but zero gradient: information the model cannot use,
+    the PixelCNN blind spot up and to the right, or pixels beyond the reach of
+    its stack of convolutions), *future* (later, zero
     gradient, as it must be) or *violation* (later pixel with a non-zero
     gradient: a masking bug).  The chosen pixel is marked with a red square.
 
@@ -206,7 +207,7 @@ def plot_receptive_field(model, image_shape, pixel, path, channel=0, batch=16, s
     axes[1].imshow(classes.numpy(), cmap=colours, vmin=-0.5, vmax=3.5)
     counts = [int((classes == k).sum()) for k in range(4)]
     axes[1].legend(handles=[Patch(color=colours(k), label=f"{name} ({counts[k]})") for k, name in
-                            enumerate(["future, unseen", "earlier, seen", "earlier, blind spot", "future, SEEN (bug)"])],
+                            enumerate(["future, unseen", "earlier, seen", "earlier, NOT seen", "future, SEEN (bug)"])],
                    loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=2, fontsize=8, frameon=False)
     axes[1].set_title("what the conditional can see")
     for ax in axes:

@@ -207,7 +207,7 @@ def resolve_device(device):
     return device
 
 
-def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5, max_steps=None,
+def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5, max_steps=None, lr_decay=1.0,
           device="cpu", resume=False, config=None, progress=True, log=print):
     """Train ``model`` by maximum likelihood with Adam.
 
@@ -216,7 +216,8 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
         train_loader, valid_loader: iterables of batches in the model's input
             format (``src.models.AdaptedLoader`` wraps a DataLoader of images).
         epochs: the maximum number of epochs (counting those of a resumed run).
-        lr: Adam learning rate.
+        lr: Adam learning rate of the first epoch; epoch ``e`` (1-based) uses
+            ``lr * lr_decay ** (e - 1)`` (so a resumed run continues the schedule).
         out_dir: run folder; receives ``last.pt`` (after every epoch: model,
             optimizer, epoch, step, history, early-stopping state, RNG states)
             and ``best.pt`` (the weights with the lowest validation NLL).
@@ -224,6 +225,7 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
             validation NLL.
         max_steps: optional cap on the total number of optimisation steps (the
             epoch in which it is reached is cut short, then validated).
+        lr_decay: multiplicative decay of the learning rate per epoch (1 = constant).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         resume: continue from ``out_dir/last.pt`` if it exists (after the last
             *completed* epoch, with the same history and random state).
@@ -239,8 +241,9 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
     """
     from tqdm.auto import tqdm
 
-    if epochs < 0 or patience < 1:
-        raise ValueError(f"need epochs >= 0 and patience >= 1, got epochs={epochs}, patience={patience}")
+    if epochs < 0 or patience < 1 or not 0 < lr_decay <= 1:
+        raise ValueError(f"need epochs >= 0, patience >= 1 and 0 < lr_decay <= 1, got epochs={epochs}, "
+                         f"patience={patience}, lr_decay={lr_decay}")
     device = resolve_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -265,6 +268,8 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
     try:
         while epoch < epochs and not stopped():
             epoch += 1
+            for group in optimizer.param_groups:
+                group["lr"] = lr * lr_decay ** (epoch - 1)
             start, total, count = time.perf_counter(), 0.0, 0
             bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress,
                        dynamic_ncols=True)

@@ -121,14 +121,14 @@ def test_train_steps_cycles_mask_sets():
     assert model.mask_index == (start + 4) % 3  # update_masks before every step
 
 
-def _toy_run(tmp_path, epochs, resume=False, patience=10, lr=3e-3, out="run"):
+def _toy_run(tmp_path, epochs, resume=False, patience=10, lr=3e-3, out="run", lr_decay=0.7):
     torch.manual_seed(0)
     model = build_model("made", IMPL, hidden_sizes=[32], num_masks=2, natural_ordering=False)
     train_loader = _loader("made", _toy_images(64, seed=1), 16, shuffle=True, seed=5)
     valid_loader = _loader("made", _toy_images(32, seed=2), 32, shuffle=False)
     history = train(model, train_loader, valid_loader, epochs=epochs, lr=lr, out_dir=tmp_path / out,
                     patience=patience, device="cpu", resume=resume, progress=False, log=lambda *a: None,
-                    config={"model": "made"})
+                    config={"model": "made"}, lr_decay=lr_decay)
     return model, history
 
 
@@ -144,6 +144,8 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path):
     _, resumed = _toy_run(tmp_path, epochs=4, resume=True, out="split")
     assert [h["epoch"] for h in resumed] == [1, 2, 3, 4]
     assert resumed[:2] == first  # the saved history is carried on, not recomputed
+    assert load_checkpoint(tmp_path / "split" / "last.pt")["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
+        3e-3 * 0.7 ** 3)  # the learning-rate schedule goes on
     # optimizer, RNG (shuffling) and mask-set state restored: identical to the uninterrupted run
     assert _numbers(resumed) == pytest.approx(_numbers(straight), rel=1e-6)
     assert (tmp_path / "split" / "best.pt").exists()
