@@ -1,0 +1,318 @@
+"""Public tests of Question 2 (made.py): 2a MaskedLinear, degrees and masks; 2b MADE; 2c sampling.
+
+The probes are in ``src/grading/probes/q2.py``.  2b and 2c run your ``MADE`` with
+stand-ins for ``MaskedLinear``, ``made_degrees`` and ``made_masks`` (they build a
+valid but simpler MADE than the one 2a asks for), so each part is graded on its
+own: a bug in ``made_masks`` costs points in 2a only.
+
+Tolerances: the models and inputs are float32 (as in training), so values are
+compared within float32 rounding of a few sums (``F32``); log-likelihoods that
+the test computes from your own logits are compared in float64 against your
+float32 result (``LL``).
+"""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from src.grading import graded
+from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
+from src.grading.reference import ExpectedValuesAbsent
+from src.grading.sandbox import StudentCodeError
+
+F32 = dict(atol=1e-5, rtol=1e-4)  # float32 matrix products of width <= 64, any summation order
+LL = dict(atol=1e-4, rtol=1e-5)  # sums of D float32 log-probabilities
+NORMALISATION_ATOL = 1e-4  # |sum_x p(x) - 1| over all 2**D inputs, float32 logits
+MIN_P_VALUE = 1e-6  # chi-square test: a correct sampler fails with probability below 1e-6
+
+
+# ---------------------------------------------------------------------------
+# helpers (duplicated in hidden_tests/test_q2_made_hidden.py)
+# ---------------------------------------------------------------------------
+
+class SubCases:
+    """The sub-cases of a partial-credit test: each adds its points when its block passes.
+
+    A failing block is recorded and the next one runs; ``finish`` sets the score and
+    raises one error listing every failed sub-case (a ``StudentCodeError`` if the
+    student's code raised, timed out or crashed in any of them).
+    """
+
+    def __init__(self, total):
+        self.total, self.declared, self.earned = total, 0.0, 0.0
+        self.failures, self.student_error, self.absent = [], None, None
+
+    @contextlib.contextmanager
+    def case(self, points, name):
+        self.declared += points
+        try:
+            yield
+        except StudentCodeError as error:
+            self.student_error = self.student_error or error
+            self.failures.append((name, str(error)))
+        except ExpectedValuesAbsent as error:
+            self.absent = self.absent or error
+        except AssertionError as error:
+            self.failures.append((name, str(error)))
+        else:
+            self.earned += points
+
+    def finish(self, set_score):
+        assert abs(self.declared - self.total) < 1e-9, f"sub-case points add up to {self.declared}, not {self.total}"
+        set_score(round(min(self.earned, self.total), 6))
+        lines, seen = [], set()
+        for name, message in self.failures:
+            lines.append(f"- {name}: " + ("(same error as above)" if message in seen else message))
+            seen.add(message)
+        message = f"{len(self.failures)} sub-case(s) failed:\n" + "\n".join(lines)
+        if self.student_error is not None:
+            raise StudentCodeError(message, not_implemented=self.student_error.not_implemented)
+        if self.absent is not None:
+            raise self.absent
+        if self.failures:
+            raise AssertionError(message)
+
+
+def needs(result, *, what, case):
+    """A sub-case that reuses the result of a probe run by an earlier one, which raised."""
+    if result is None:
+        fail(what, case, "not checked: your code raised an error (see the first failed sub-case)")
+    return result
+
+
+def expect_true(condition, *, what, case, problem):
+    if not condition:
+        fail(what, case, problem)
+
+
+def bernoulli_ll(x, logits):
+    """float64 log-likelihood of binary ``x`` (B, D) under Bernoulli(sigmoid(logits)), summed over D."""
+    return -F.binary_cross_entropy_with_logits(logits.double(), x.double(), reduction="none").sum(1)
+
+
+def input_degrees(order):
+    """The contract's input degrees: ``m0[order[i]] = i``."""
+    return torch.argsort(order)
+
+
+def expect_permutation(order, nin, *, what, case):
+    expect_tensor(order, what=what, case=case, shape=(nin,), dtype_kind="int")
+    expect_true(sorted(order.tolist()) == list(range(nin)), what=what, case=case,
+                problem=f"the order buffer is not a permutation of range({nin}): {order.tolist()}")
+
+
+def expect_autoregressive(entry, nin, nout, *, what, case, connected=True):
+    """Output ``o`` (modelling input ``o % D``) may depend only on inputs of smaller degree."""
+    order = entry["order"]
+    expect_permutation(order, nin, what=what, case=case)
+    m0 = input_degrees(order)
+    dependence = entry["dependence"]
+    allowed = m0[None, :] < m0[torch.arange(nout) % nin][:, None]
+    bad = (dependence != 0) & ~allowed
+    if bool(bad.any()):
+        o, j = (int(i) for i in bad.nonzero()[0])
+        fail(what, case, f"with order = {order.tolist()} (mask set {entry['mask_index']}), output {o} "
+                         f"(which models x[{o % nin}], degree {int(m0[o % nin])}) depends on input x[{j}] of "
+                         f"degree {int(m0[j])}: it may only depend on inputs of smaller degree")
+    if connected:
+        last = [o for o in range(nout) if int(m0[o % nin]) == nin - 1]
+        expect_true(bool((dependence[last] != 0).any()), what=what, case=case,
+                    problem=f"with order = {order.tolist()}, the outputs of the last variable in the order "
+                            f"(x[{int(order[-1])}]) depend on no input at all: are the masks installed?")
+
+
+def expect_same_state(actual, expected, *, what, case, problem):
+    """Two snapshots (mask_index, order, masks) describe the same mask set."""
+    same = actual["mask_index"] == expected["mask_index"] and torch.equal(actual["order"], expected["order"]) \
+        and len(actual["masks"]) == len(expected["masks"]) \
+        and all(torch.equal(a, b) for a, b in zip(actual["masks"], expected["masks"]))
+    if not same:
+        fail(what, case, f"{problem} (mask_index {expected['mask_index']} -> {actual['mask_index']}, "
+                         f"order {expected['order'].tolist()} -> {actual['order'].tolist()})")
+
+
+def chi_square_p_value(samples, all_x, logits):
+    """p-value of Pearson's chi-square test of ``samples`` against p(x) = exp(bernoulli_ll(x, logits))
+    over all outcomes ``all_x``; cells with expected count below 5 are pooled."""
+    p = bernoulli_ll(all_x, logits).exp()
+    p = p / p.sum()
+    nin = all_x.shape[1]
+    weights = 2 ** torch.arange(nin)
+    cell_of = torch.full((2 ** nin,), -1, dtype=torch.long)
+    cell_of[(all_x.long() * weights).sum(1)] = torch.arange(2 ** nin)
+    counts = torch.bincount(cell_of[(samples.long() * weights).sum(1)], minlength=2 ** nin).double()
+    expected = p * samples.shape[0]
+    small = expected < 5
+    observed_cells, expected_cells = counts[~small], expected[~small]
+    if bool(small.any()):
+        observed_cells = torch.cat([observed_cells, counts[small].sum()[None]])
+        expected_cells = torch.cat([expected_cells, expected[small].sum()[None]])
+    stat = ((observed_cells - expected_cells) ** 2 / expected_cells).sum()
+    df = observed_cells.numel() - 1
+    return float(torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), stat / 2)), float(stat), df
+
+
+def expect_binary_samples(samples, n, nin, *, what, case):
+    expect_tensor(samples, what=what, case=case, shape=(n, nin), dtype_kind="float")
+    bad = ~((samples == 0) | (samples == 1))
+    if bool(bad.any()):
+        fail(what, case, f"{int(bad.sum())} of {samples.numel()} values are not 0 or 1, e.g. {samples[bad][0].item()}")
+
+
+# ---------------------------------------------------------------------------
+# 2a
+# ---------------------------------------------------------------------------
+
+@graded("2a-0-basic", partial=True)
+def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
+    cases = SubCases(1.0)
+    what, out = "MaskedLinear", None
+    with cases.case(0.3, "MaskedLinear: the mask buffer"):
+        out = student.run("q2.masked_linear", seed=0, in_features=5, out_features=3, batch=4)
+        case = "MaskedLinear(5, 3)"
+        expect_true(out["is_buffer"], what=what, case=case,
+                    problem="self.mask must be registered with register_buffer('mask', ...)")
+        expect_true(not out["is_parameter"], what=what, case=case, problem="the mask must be a buffer, not a Parameter")
+        expect_true(out["in_state_dict"], what=what, case=case,
+                    problem="'mask' is not in the layer's state_dict() (register it as a persistent buffer)")
+        mask = expect_tensor(out["initial_mask"], what=what, case=case + ", mask after __init__", shape=(3, 5),
+                             dtype_kind="float")
+        expect_true(bool((mask == 1).all()), what=what, case=case, problem="the initial mask must be all ones")
+    with cases.case(0.2, "MaskedLinear: set_mask, forward and gradients"):
+        case = "MaskedLinear(5, 3), one random mask, batch of 4"
+        needs(out, what=what, case=case)
+        expect_equal(out["mask_after_set"], out["mask_set"], what="MaskedLinear.set_mask", case=case)
+        expect_close(out["out"], reference("ml_out", out["out"]), what="MaskedLinear.forward", case=case, **F32)
+        grad = out["weight_grad"]
+        expect_tensor(grad, what="MaskedLinear.forward", case=case + ", weight.grad", shape=(3, 5))
+        expect_true(bool((grad[out["mask_set"] == 0] == 0).all()), what="MaskedLinear.forward", case=case,
+                    problem="a weight whose mask entry is 0 got a non-zero gradient: multiply the weight by the "
+                            "mask inside forward")
+        expect_close(grad, reference("ml_weight_grad", grad), what="MaskedLinear.forward",
+                     case=case + ", gradient of the weight", **F32)
+
+    order, hidden = [2, 0, 3, 1], [6, 5]
+    with cases.case(0.25, "made_degrees"):
+        what, case = "made_degrees", f"order={order}, hidden_sizes={hidden}"
+        out = student.run("q2.made_degrees", order=order, hidden_sizes=hidden, seed=0)
+        degrees = out["degrees"]
+        expect_true(isinstance(degrees, list) and len(degrees) == 3, what=what, case=case,
+                    problem=f"expected a list of 3 tensors, got {degrees!r}"[:300])
+        expect_tensor(degrees[0], what=what, case=case + ", input degrees m0", shape=(4,), dtype_kind="int")
+        expect_equal(degrees[0], reference("m0", degrees[0]), what=what, case=case + ", input degrees m0")
+        low = 0
+        for layer, size in enumerate(hidden, start=1):
+            m = expect_tensor(degrees[layer], what=what, case=f"{case}, layer {layer}", shape=(size,),
+                              dtype_kind="int")
+            expect_true(bool(((m >= low) & (m <= 2)).all()), what=what, case=f"{case}, layer {layer}",
+                        problem=f"hidden degrees must lie in {{{low}, ..., D-2 = 2}}, got {m.tolist()}")
+            low = int(m.min())
+        again = out["again"]
+        expect_true(all(torch.equal(a, b) for a, b in zip(degrees, again)), what=what, case=case,
+                    problem="two calls with generators of the same seed gave different degrees: draw them with "
+                            "the generator")
+    with cases.case(0.25, "made_masks"):
+        what = "made_masks"
+        for k in (1, 2):
+            degrees = [[1, 3, 0, 2], [0, 2, 1, 1, 0], [1, 2, 2, 0, 1, 2]]
+            case = f"degrees={degrees}, k={k}"
+            masks = student.run("q2.made_masks", degrees=degrees, k=k)
+            expect_true(isinstance(masks, list) and len(masks) == 3, what=what, case=case,
+                        problem=f"expected a list of 3 masks, got {masks!r}"[:300])
+            for layer, (mask, shape) in enumerate(zip(masks, [(5, 4), (6, 5), (4 * k, 6)])):
+                expect_tensor(mask, what=what, case=f"{case}, mask {layer}", shape=shape, dtype_kind="float")
+                expect_equal(mask, reference(f"masks_k{k}_{layer}", mask), what=what, case=f"{case}, mask {layer}")
+    cases.finish(set_score)
+
+
+# ---------------------------------------------------------------------------
+# 2b
+# ---------------------------------------------------------------------------
+
+@graded("2b-0-basic", partial=True)
+def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=None):
+    cases = SubCases(1.0)
+    what = "MADE.forward / update_masks"
+    with cases.case(0.25, "forward: shape and autoregressive property (natural ordering)"):
+        case = "MADE(4, [16], 4), natural ordering, one mask set"
+        out = student.run("q2.made_structure", nin=4, hidden_sizes=[16], nout=4, num_masks=1,
+                          natural_ordering=True, seed=0, n_sets=1)
+        entry = out["sets"][0]
+        expect_true(entry["out_shape"] == [8, 4], what="MADE.forward", case=case + ", batch of 8",
+                    problem=f"expected logits of shape (8, 4), got {entry['out_shape']}")
+        expect_true(entry["out_dtype"].startswith("torch.float"), what="MADE.forward", case=case,
+                    problem=f"expected float logits, got {entry['out_dtype']}")
+        expect_equal(entry["order"], torch.arange(4), what="MADE.update_masks", case=case + ", self.order")
+        expect_true(entry["mask_index"] == 0, what="MADE.update_masks", case=case,
+                    problem=f"after __init__, mask_index must be 0, got {entry['mask_index']!r}")
+        expect_autoregressive(entry, 4, 4, what=what, case=case)
+    with cases.case(0.25, "update_masks: random orderings, cycling through 2 mask sets"):
+        case = "MADE(5, [24], 5, num_masks=2, natural_ordering=False)"
+        out = student.run("q2.made_structure", nin=5, hidden_sizes=[24], nout=5, num_masks=2,
+                          natural_ordering=False, seed=1, n_sets=3)
+        for i, entry in enumerate(out["sets"]):
+            expect_true(entry["mask_index"] == i % 2, what="MADE.update_masks", case=f"{case}, after {i} calls",
+                        problem=f"expected mask_index {i % 2}, got {entry['mask_index']!r}")
+            expect_autoregressive(entry, 5, 5, what=what, case=f"{case}, after {i} calls of update_masks")
+        expect_same_state(out["sets"][2], out["sets"][0], what="MADE.update_masks", case=case,
+                          problem="after num_masks = 2 calls the model must be back to the masks it started with")
+    with cases.case(0.2, "forward with given weights and masks"):
+        case = "MADE(4, [8], 4) with seeded weights and random 0/1 masks set by set_mask"
+        out = student.run("q2.made_forward_loaded", nin=4, hidden_sizes=[8], nout=4, seed=3, batch=6)
+        expect_close(out["logits"], reference("loaded_logits", out["logits"]), what="MADE.forward", case=case,
+                     **F32)
+    with cases.case(0.15, "log_prob with one mask set"):
+        case = "MADE(4, [16], 4), natural ordering, all 16 binary inputs"
+        out = student.run("q2.made_log_prob", nin=4, hidden_sizes=[16], num_masks=1, natural_ordering=True, seed=2)
+        log_p = expect_tensor(out["log_prob"], what="MADE.log_prob", case=case, shape=(16,), dtype_kind="float")
+        expected = bernoulli_ll(out["x"], out["per_set"][0]["logits"])
+        expect_close(log_p, expected, what="MADE.log_prob", case=case + " (vs the Bernoulli log-likelihood of your "
+                     "own forward logits)", **LL)
+        total = float(log_p.double().exp().sum())
+        expect_true(abs(total - 1) < NORMALISATION_ATOL, what="MADE.log_prob", case=case,
+                    problem=f"sum over all inputs of exp(log_prob) is {total:.6f}, not 1")
+    with cases.case(0.15, "log_prob with 2 mask sets: normalised, mask set restored"):
+        case = "MADE(4, [16], 4, num_masks=2, natural_ordering=False), all 16 binary inputs"
+        out = student.run("q2.made_log_prob", nin=4, hidden_sizes=[16], num_masks=2, natural_ordering=False,
+                          seed=4)
+        log_p = expect_tensor(out["log_prob"], what="MADE.log_prob", case=case, shape=(16,), dtype_kind="float")
+        total = float(log_p.double().exp().sum())
+        expect_true(abs(total - 1) < NORMALISATION_ATOL, what="MADE.log_prob", case=case,
+                    problem=f"sum over all inputs of exp(log_prob) is {total:.6f}, not 1: the ensemble must be the "
+                            "log of the mean of the likelihoods")
+        expect_same_state(out["after"], out["before"], what="MADE.log_prob", case=case,
+                          problem="log_prob must leave the model with the mask set it had before the call")
+    cases.finish(set_score)
+
+
+# ---------------------------------------------------------------------------
+# 2c
+# ---------------------------------------------------------------------------
+
+@graded("2c-0-basic", partial=True)
+def test_2c_made_sample(student, reference, set_score=None):
+    cases = SubCases(0.5)
+    what = "MADE.sample"
+    case = "MADE(4, [16], 4) with a random ordering, sample(4000, generator)"
+    out = None
+    with cases.case(0.25, "sample: shape, values, D forward passes, reproducible"):
+        out = student.run("q2.made_sample", nin=4, hidden_sizes=[16], num_masks=1, natural_ordering=False, seed=2,
+                          weight_scale=3.0, n=4000, gen_seed=0)
+        samples = out["samples"]
+        expect_binary_samples(samples, 4000, 4, what=what, case=case)
+        expect_true(out["forward_calls"] == 4, what=what, case=case,
+                    problem=f"expected exactly D = 4 forward passes, counted {out['forward_calls']}")
+        first, second = out["repeat"]
+        expect_binary_samples(first, 64, 4, what=what, case="sample(64, generator)")
+        expect_true(torch.equal(first, second), what=what, case="sample(64) twice with generators of the same seed",
+                    problem="the samples differ: draw every random number from `generator`")
+    with cases.case(0.25, "sample: distribution (chi-square test against the model's own probabilities)"):
+        samples = needs(out, what=what, case=case)["samples"]
+        expect_binary_samples(samples, 4000, 4, what=what, case=case)
+        p_value, stat, df = chi_square_p_value(samples, out["all_x"], out["logits"])
+        expect_true(p_value >= MIN_P_VALUE, what=what, case=case + f", order {out['before']['order'].tolist()}",
+                    problem=f"the 4000 samples do not follow the model's distribution p(x) computed from its "
+                            f"forward pass (chi-square {stat:.1f} with {df} degrees of freedom, p-value "
+                            f"{p_value:.2g} < {MIN_P_VALUE:g}): sample the variables in the order self.order, "
+                            "one forward pass each")
+    cases.finish(set_score)
