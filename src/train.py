@@ -170,13 +170,14 @@ def _rng_state(train_loader):
 
 
 def _set_rng_state(state, train_loader):
-    torch.set_rng_state(state["torch"])
+    # RNG states must be CPU byte tensors, whatever map_location the checkpoint was loaded with
+    torch.set_rng_state(state["torch"].cpu())
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
     generator = _sampler_generator(train_loader)
     if "loader" in state and generator is not None:
-        generator.set_state(state["loader"])
+        generator.set_state(state["loader"].cpu())
 
 
 # ---------------------------------------------------------------------------
