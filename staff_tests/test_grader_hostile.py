@@ -353,6 +353,9 @@ def test_forgery_secrets_tampering_and_daemons_get_nothing(runs):
     assert not Path("/autograder/results/results.json").exists() or "FORGED" not in Path(
         "/autograder/results/results.json").read_text()
     assert "SystemExit" in run.test("1b-0-basic")["output"]
+    import hashlib
+
+    assert not Path("/tmp/ps1-hostile-" + hashlib.sha1(str(run.results_path).encode()).hexdigest()[:12]).exists()
     assert (run.results_path.parent.stat().st_mode & 0o777) == 0o700  # root-only while grading
     for secret in ("hidden_tests", "solution", "staff", "staff_tests"):
         assert (runs["_staff_copy"] / secret).stat().st_mode & 0o077 == 0, secret

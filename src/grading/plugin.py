@@ -29,6 +29,8 @@ STAFF_HIDDEN_DIR = ROOT / "hidden_tests"
 
 @dataclasses.dataclass
 class TestResult:
+    __test__ = False  # not a pytest test class
+
     test_id: str
     question: str
     max_score: float

@@ -54,6 +54,7 @@ STAFF_PATHS = ("hidden_tests", "solution", "staff", "staff_tests", ".git")
 SKIPPED_NAMES = {"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store"}
 MAX_COPIED_FILE_BYTES = 64 * 1024 * 1024
 MAX_COPIED_TOTAL_BYTES = 512 * 1024 * 1024
+SHARED_TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -277,6 +278,7 @@ class PrivilegedLauncher(Launcher):
         self.kill_user_processes()
         _reap_orphans()
         shutil.rmtree(self.sandbox, ignore_errors=True)
+        _remove_owned_by(self.uid, SHARED_TEMP_FOLDERS)  # what the student's code left in /tmp and the like
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -348,6 +350,25 @@ def _copy_regular_files(source, target):
             with os.fdopen(fd, "rb") as src, open(target / relative / name, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             os.chmod(target / relative / name, 0o644)
+
+
+def _remove_owned_by(uid, folders):
+    """Delete the entries of ``folders`` (not below) that belong to ``uid``; never follows links."""
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def _become_subreaper():

@@ -78,6 +78,11 @@ if words:
     root = results.split("/autograder/")[0] if "/autograder/" in results else os.path.dirname(results)
     _forge(os.path.join(root, "autograder", "results", "results.json"))
 _forge("/autograder/results/results.json")
+if REPORT["results"]:  # litter in the shared /tmp, which the grader must clean up
+    import hashlib
+
+    with open("/tmp/ps1-hostile-" + hashlib.sha1(REPORT["results"].encode()).hexdigest()[:12], "w") as litter:
+        litter.write("left behind")
 # the grader's folder: it is on the worker's sys.path
 grader_root = next((p for p in sys.path if p and os.path.exists(os.path.join(p, "grader.py"))),
                    os.path.dirname(next((w for w in words if w.endswith("grader.py")), "/work/main/grader.py")))

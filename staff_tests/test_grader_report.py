@@ -1,0 +1,83 @@
+"""Staff tests of the grader's report and results.json builders (fast: no worker, no subprocess)."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from src.grading import report  # noqa: E402
+from src.grading.plugin import TestResult, _strip_rewritten_assert  # noqa: E402
+
+MANIFEST = json.loads((ROOT / "tests" / "points.json").read_text())
+
+
+def _schema():
+    for candidate in (os.environ.get("GRADESCOPE_RESULTS_SCHEMA"), ROOT.parent / "shared" /
+                      "gradescope-results.schema.json", Path("/work/shared/gradescope-results.schema.json")):
+        if candidate and Path(candidate).is_file():
+            return json.loads(Path(candidate).read_text())
+    raise FileNotFoundError("gradescope-results.schema.json not found (set GRADESCOPE_RESULTS_SCHEMA)")
+
+
+SCHEMA = _schema()
+CODING = [test_id for test_id, test in MANIFEST["tests"].items() if test["type"] == "coding"]
+
+
+def _result(test_id, score, status, message=""):
+    points = MANIFEST["tests"][test_id]["points"]
+    return TestResult(test_id=test_id, question=test_id.split("-")[0], max_score=points, score=score, status=status,
+                      hidden=test_id.endswith("-hidden"), visibility="visible", message=message)
+
+
+def test_every_outcome_gives_schema_valid_results():
+    results = [_result("1a-0-basic", 0.5, "passed"), _result("1a-1-hidden", None, "unknown"),
+               _result("2a-0-basic", 0.0, "failed", "made.MaskedLinear.forward: not implemented yet"),
+               _result("2b-1-hidden", 0.4, "failed", "2 of 3 parts failed:\n[a] ...\n[b] ..."),
+               _result("3e-0-basic", 0.5, "passed")]
+    summary = report.summarize(MANIFEST, results, submission="submission", collected={"1b-0-basic": "x"},
+                               hidden_values_present=False)
+    data = report.results_json(summary, 12.5)
+    jsonschema.validate(data, SCHEMA)
+    tests = {t["number"]: t for t in data["tests"]}
+    assert list(tests) == CODING  # one entry per coding test, in manifest order; written ones never scored
+    assert data["score"] == 0.5 + 0.4 + 0.5  # extra credit included, unknown and not-run count 0
+    assert tests["1a-1-hidden"]["score"] == 0 and "not in this copy" in tests["1a-1-hidden"]["output"]
+    assert tests["1a-1-hidden"]["visibility"] == "after_published" and tests["1a-0-basic"]["visibility"] == "visible"
+    assert tests["1b-0-basic"]["score"] == 0 and "did not run" in tests["1b-0-basic"]["output"]
+    assert tests["1c-0-basic"]["output"] == "no test implements this id in this copy of the grader"
+    assert tests["2a-0-basic"]["name"] == "2a-0-basic " + MANIFEST["questions"]["2a"]["title"]
+    text = report.format_report(summary)
+    assert "0.5+? / 2" in text and "graded by hand" in text and "Extra credit:        0.5 / 2" in text
+    assert "2 of 3 parts failed: [a] ..." in text  # the first line, with the line after a trailing colon
+    assert summary.grader_failed  # 1b-0-basic was collected but did not run
+
+
+@pytest.mark.parametrize("manifest", [MANIFEST, None])
+def test_fallback_results_are_schema_valid(manifest):
+    data = report.fallback_results(manifest, "Traceback ...\nRuntimeError: boom", 3.0, selection=None)
+    jsonschema.validate(data, SCHEMA)
+    assert data["score"] == 0 and "autograder itself failed" in data["output"]
+    assert len(data["tests"]) == (len(CODING) if manifest else 0)
+    selected = report.fallback_results(manifest, "boom", 1.0, selection=["2a"])
+    jsonschema.validate(selected, SCHEMA)
+
+
+def test_scores_are_clamped_and_written_atomically(tmp_path):
+    summary = report.summarize(MANIFEST, [_result("1a-0-basic", 7.0, "passed")], submission="s",
+                               selection=["1a-0-basic"])
+    data = report.results_json(summary, 1.0)
+    assert data["score"] == 0.5 and len(data["tests"]) == 1
+    target = tmp_path / "results" / "results.json"
+    report.write_results(target, data)
+    assert json.loads(target.read_text()) == data and list(target.parent.iterdir()) == [target]
+
+
+def test_hidden_messages_lose_what_assertion_rewriting_adds():
+    text = "bad value in case 3\nassert tensor(1.2345) == tensor(9.8765)\n +  where tensor(9.8765) = f()"
+    assert _strip_rewritten_assert(text) == "bad value in case 3"
+    assert _strip_rewritten_assert("assert 0.123 == 0.456") == ""
