@@ -81,3 +81,29 @@ def test_hidden_messages_lose_what_assertion_rewriting_adds():
     text = "bad value in case 3\nassert tensor(1.2345) == tensor(9.8765)\n +  where tensor(9.8765) = f()"
     assert _strip_rewritten_assert(text) == "bad value in case 3"
     assert _strip_rewritten_assert("assert 0.123 == 0.456") == ""
+
+
+def test_grading_path_is_light():
+    """Neither the grader's side nor the worker's imports torchvision or matplotlib (each process < 384 MB):
+    every grader module, every probe module, every test file and the reference solution, in a fresh process."""
+    import subprocess
+
+    script = r'''
+import glob, importlib, importlib.util, sys
+sys.path.insert(0, ".")
+for name in ("grader", "src.grading.sandbox", "src.grading.plugin", "src.grading.report", "src.grading.worker",
+             "src.grading.privileges", "src.grading.selftest_probes"):
+    importlib.import_module(name)
+for path in sorted(glob.glob("src/grading/probes/q*.py")):
+    importlib.import_module("src.grading.probes." + path.split("/")[-1][:-3])
+for index, path in enumerate(sorted(glob.glob("tests/**/test_*.py", recursive=True) + glob.glob("hidden_tests/test_*.py"))):
+    spec = importlib.util.spec_from_file_location(f"graded_test_{index}", path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+sys.path.insert(0, "solution")
+for name in ("autoregressive", "made", "pixelcnn"):
+    importlib.import_module(name)
+print(sorted({m.split(".")[0] for m in sys.modules} & {"torchvision", "matplotlib", "PIL", "pandas", "scipy"}))
+'''
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
