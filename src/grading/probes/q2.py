@@ -404,9 +404,13 @@ def made_log_prob(submission, *, nin, hidden_sizes, num_masks, natural_ordering,
         if not (isinstance(log_p, torch.Tensor) and log_p.requires_grad):
             result["grad_norms"] = "log_prob returned a tensor that does not require grad"
         else:
-            log_p.sum().backward()
-            result["grad_norms"] = [0.0 if layer.weight.grad is None else float(layer.weight.grad.norm())
-                                    for _, layer in _masked_layers(model, made)]
+            try:
+                log_p.sum().backward()
+            except RuntimeError as error:  # e.g. a mask changed in place after the forward pass
+                result["grad_norms"] = f"sum(log_prob).backward() raised RuntimeError: {error}"[:400]
+            else:
+                result["grad_norms"] = [0.0 if layer.weight.grad is None else float(layer.weight.grad.norm())
+                                        for _, layer in _masked_layers(model, made)]
     return result
 
 
