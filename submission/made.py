@@ -156,6 +156,8 @@ class MADE(nn.Module):
             ``log p(x)``.  With ``num_masks = M`` it is the log of the mean of the
             M likelihoods, ``log (1/M) sum_k p_k(x)``, where ``p_k`` uses mask set
             ``k``; the model is left with the mask set it had before the call.
+            Differentiable (training minimises ``-log_prob(x).mean()``); with one
+            mask set it must not change the masks.
         """
         ### START CODE HERE ###
         raise NotImplementedError
@@ -164,6 +166,9 @@ class MADE(nn.Module):
     @torch.no_grad()
     def sample(self, n, generator=None):
         """Draw ``n`` samples with the mask set in use, in exactly D forward passes.
+
+        Variables are drawn in the order ``self.order`` (the ordering of the
+        installed mask set); the masks are not changed.
 
         Returns:
             float tensor ``(n, D)`` with values in {0., 1.}, on the model's device.
