@@ -168,13 +168,18 @@ def run(args, started, state):
         plugin.worker_stats = plugin.worker_stats or list(plugin.worker.stats)
 
     problems = list(plugin.problems)
+    if plugin.interrupted:
+        problems.append("grading was stopped (SIGTERM or Ctrl-C) before it finished: the tests that did not run "
+                        "score 0")
     for nodeid, text in plugin.collection_errors:
         problems.append(f"a test file could not be loaded: {nodeid or '(collection)'}: "
                         + (text.strip().splitlines() or [""])[-1])
-    if int(exit_code) in (2, 3, 4) and not (int(exit_code) == 2 and plugin.collection_errors):
+    if int(exit_code) in (3, 4) or (int(exit_code) == 2 and not plugin.collection_errors and not plugin.interrupted):
         problems.append(f"pytest stopped with exit status {int(exit_code)} ({exit_code!r})")
     not_run = "not graded: a test file could not be loaded (grader problem, not your code)" \
         if plugin.collection_errors else None
+    if plugin.interrupted:
+        not_run = "not graded: grading was stopped before this test ran (grader problem, not your code)"
     summary = report.summarize(manifest, plugin.results, submission=shown, selection=selection,
                                collected=plugin.collected, problems=problems, hidden_values_present=
                                plugin.hidden_values_present, not_run_reason=not_run, sandbox="")
@@ -224,9 +229,22 @@ def write_stats(args, state, started):
     Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")
 
 
+def _terminate(signum, frame):
+    """SIGTERM (e.g. from ``timeout`` in run_autograder): stop like Ctrl-C, so that the workers are killed and
+    results.json is still written."""
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
 def main(argv=None):
     started = time.monotonic()
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    import signal
+
+    if hasattr(signal, "SIGTERM"):
+        try:
+            signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread
+            pass
     sys.path.insert(0, str(ROOT))
     state = {}
     code = 1

@@ -112,6 +112,10 @@ class GraderPlugin:
         self.problems = []  # grader problems that are not tied to one test
         self._order = {}
         self._started = {}
+        self.interrupted = False
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        self.interrupted = True
 
     def prestart(self, submission_dir, timeout_s):
         """Start the worker now, so that its start-up overlaps with pytest's (the fixture then uses it)."""
