@@ -1,0 +1,112 @@
+"""Public tests of Question 3 (pixelcnn.py): masked convolutions, PixelCNN, sampling.
+
+3b and 3c run the student's PixelCNN on weights that the reference's masks have
+already zeroed (recorded values) with torch's own convolution, so a bug in 3a
+costs points in 3a only; 3c judges the samples against the model's own forward,
+so a 3b bug that keeps the model autoregressive costs points in 3b only (see
+src/grading/probes/q3.py).  Models are float64 (forward must preprocess to the
+weights' dtype, as its docstring says); logits and log-probabilities are compared
+within 1e-4, which a student computing some of it in float32 still meets, far
+below any real bug.
+"""
+import torch
+
+from src.grading import graded
+from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
+from src.grading.probes.q3 import (chi_square_p_value, image_codes, log_probs_from_logits, recorded,
+                                   run_model_probe)
+
+GREY = dict(in_channels=1, num_levels=2, channels=8, num_blocks=1, kernel_size=3)
+
+
+def _weights(student, reference, key, seed, gain=1.5, **layers):
+    return recorded(student, reference, f"weights/{key}", "q3.reference_weights", seed=seed, gain=gain, **layers)
+
+
+@graded("3a-0-basic")
+def test_conv_mask_and_masked_conv(student, reference):
+    cases = [["A", 2, 3, 3], ["B", 2, 3, 3], ["A", 1, 1, 5], ["B", 1, 1, 5]]
+    masks = student.run("q3.conv_masks", cases=cases)
+    for case, mask in zip(cases, masks):
+        t, cin, cout, k = case
+        what, name = "conv_mask", f"mask_type={t!r}, in={cin}, out={cout}, kernel_size={k}"
+        expect_tensor(mask, what=what, case=name, shape=(cout, cin, k, k), dtype_kind="float")
+        expect_equal(mask, reference(f"mask/{name}", mask), what=what, case=name)
+
+    cases = [["A", 2, 3, 3, 2, 5, 6], ["B", 3, 2, 5, 1, 4, 4]]
+    masks = recorded(student, reference, "masks_of_convs", "q3.conv_masks", cases=[c[:4] for c in cases], flat=True)
+    outs = student.run("q3.masked_conv", seed=1, cases=cases, masks=masks)
+    for case, out in zip(cases, outs):
+        t, cin, cout, k, B, H, W = case
+        what = "MaskedConv2d.forward"
+        name = f"MaskedConv2d({t!r}, {cin}, {cout}, {k}) on a float64 input of shape {(B, cin, H, W)}"
+        expect_close(out["out"], reference(f"out/{name}", out["out"]), what=what, case=name, atol=1e-8, rtol=1e-8)
+        expect_close(out["out_other_masked_weights"], out["out"], what=what,
+                     case=name + ", after changing the weights where the mask is 0 (the output must not change)",
+                     atol=1e-8, rtol=1e-8)
+
+
+@graded("3b-0-basic")
+def test_pixelcnn_forward_and_log_prob(student, reference):
+    weights = _weights(student, reference, "residual", seed=2, residual_channels=6)
+    out = run_model_probe(student, "q3.residual_block", weights=weights, seed=2, channels=6, batch=2, height=3,
+                          width=4)
+    case = "ResidualBlock(6) on a float64 input of shape (2, 6, 3, 4), random weights"
+    expect_close(out, reference("residual", out), what="ResidualBlock.forward", case=case, atol=1e-4, rtol=1e-4)
+
+    config = dict(GREY, num_levels=3)
+    weights = _weights(student, reference, "forward", seed=3, config=config)
+    out = run_model_probe(student, "q3.pixelcnn_forward", weights=weights, seed=3, config=config, batch=3, height=4,
+                          width=5)
+    case = ("PixelCNN(num_levels=3, channels=8, num_blocks=1, kernel_size=3) with random weights, "
+            "x of shape (3, 1, 4, 5)")
+    expect_tensor(out["logits"], what="PixelCNN.forward", case=case, shape=(3, 3, 1, 4, 5), dtype_kind="float")
+    expect_close(out["logits"], reference("logits", out["logits"]), what="PixelCNN.forward", case=case,
+                 atol=1e-4, rtol=1e-4)
+    expect_tensor(out["log_prob"], what="PixelCNN.log_prob", case=case, shape=(3,), dtype_kind="float")
+    expect_close(out["log_prob"], reference("log_prob", out["log_prob"]), what="PixelCNN.log_prob", case=case,
+                 atol=1e-4, rtol=1e-4)
+
+    weights = _weights(student, reference, "all", seed=4, config=GREY)
+    out = run_model_probe(student, "q3.pixelcnn_all_log_probs", weights=weights, config=GREY, height=2, width=3)
+    case = "PixelCNN(num_levels=2, channels=8, num_blocks=1, kernel_size=3) on all 64 binary images of size 2x3"
+    expect_tensor(out["log_prob"], what="PixelCNN.log_prob", case=case, shape=(64,), dtype_kind="float")
+    total = out["log_prob"].double().exp().sum().item()
+    if not abs(total - 1.0) <= 1e-4:
+        fail("PixelCNN.log_prob", case, f"exp(log_prob) should sum to 1 over all images, got {total:.6g}")
+
+
+@graded("3c-0-basic")
+def test_pixelcnn_sample(student, reference):
+    # gain 2.5: strong dependences between pixels, so that sampling in the wrong order is caught (checked by the
+    # staff mutants); timeout: a vectorised sampler takes well under a second here
+    weights = _weights(student, reference, "sample", seed=7, gain=2.5, config=GREY)
+    runs = [{"n": 4000, "generator_seed": 0}, {"n": 4000, "generator_seed": 0}, {"n": 3, "generator_seed": None}]
+    out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=10, weights=weights, seed=7, config=GREY,
+                          runs=runs, height=2, width=2, with_model_logits=True)
+    for run, result in zip(runs, out["runs"]):
+        case = f"n={run['n']}, image_shape=(2, 2), generator=" + (
+            "None" if run["generator_seed"] is None else f"torch.Generator().manual_seed({run['generator_seed']})")
+        samples = expect_tensor(result["samples"], what="PixelCNN.sample", case=case, shape=(run["n"], 1, 2, 2),
+                                dtype_kind="int")
+        if samples.dtype != torch.int64:
+            fail("PixelCNN.sample", case, f"expected dtype torch.int64, got {samples.dtype}")
+        if not bool(((samples == 0) | (samples == 1)).all()):
+            fail("PixelCNN.sample", case, f"values must be in {{0, 1}}, got {sorted(set(samples.unique().tolist()))}")
+        if result["forward_calls"] != 4:
+            fail("PixelCNN.sample", case, f"expected exactly H*W = 4 forward passes for the whole batch, "
+                                          f"counted {result['forward_calls']}")
+    first, again = out["runs"][0]["samples"], out["runs"][1]["samples"]
+    if not torch.equal(first, again):
+        fail("PixelCNN.sample", "twice with torch.Generator().manual_seed(0)",
+             f"the two calls gave different samples ({int((first != again).any(dim=(1, 2, 3)).sum())} of 4000 "
+             f"images differ): draw every random number from `generator`")
+    logits = expect_tensor(out["logits"], what="PixelCNN.forward", case="all 16 binary 2x2 images",
+                           shape=(16, 2, 1, 2, 2), dtype_kind="float")
+    log_p = log_probs_from_logits(logits, out["images"])
+    log_p = log_p - log_p.exp().sum().log()
+    p_value, stat, df = chi_square_p_value(image_codes(first, 2), log_p)
+    if p_value < 1e-6:
+        fail("PixelCNN.sample", "4000 samples of 2x2 binary images from a random model",
+             f"the samples do not follow the model's own conditionals (from its forward): chi-square "
+             f"{stat:.1f} with {df} degrees of freedom, p-value {p_value:.2g} < 1e-6")
