@@ -529,6 +529,8 @@ class Worker:
         func = get_probe(probe)
         modules = list(getattr(func, "student_modules", ()))
         doing = describe_call(probe, kwargs)
+        if getattr(func, "fresh_process", False):
+            self.stop()
         for module in modules:
             self._ensure_imported(module)
         timeout, reason = self._allowance(timeout_s or self.timeout_s, modules, doing)

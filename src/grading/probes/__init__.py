@@ -15,12 +15,18 @@ _REGISTRY = {}
 PROBE_MODULES = ("q1", "q2", "q3", "q4")
 
 
-def probe(*modules):
-    """Register a probe function under ``"<file>.<function name>"``, needing ``modules``."""
+def probe(*modules, fresh_process=False):
+    """Register a probe function under ``"<file>.<function name>"``, needing ``modules``.
+
+    ``fresh_process=True`` runs it in a newly started worker, so that its peak
+    memory does not add up with what earlier probes left in the process (the
+    learning probes: an optimizer pulls in torch._dynamo).
+    """
 
     def register(func):
         name = f"{func.__module__.rsplit('.', 1)[-1]}.{func.__name__}"
         func.student_modules = modules
+        func.fresh_process = fresh_process
         _REGISTRY[name] = func
         return func
 

@@ -147,7 +147,7 @@ def _train_batches(train, num_train, batch_size, seed):
     return list(train[:num_train][perm].split(batch_size))
 
 
-@probe("made")
+@probe("made", fresh_process=True)
 def made_learning(submission, *, seed, steps, batch_size, lr, hidden_sizes, num_train, num_test, before=False):
     """Train ``MADE(784, hidden_sizes, 784)`` (one mask set, natural ordering, weights
     initialised after ``torch.manual_seed(seed)``) for ``steps`` Adam steps on the first
@@ -169,7 +169,7 @@ def made_learning(submission, *, seed, steps, batch_size, lr, hidden_sizes, num_
     return out
 
 
-@probe("pixelcnn")
+@probe("pixelcnn", fresh_process=True)
 def pixelcnn_learning(submission, *, seed, steps, batch_size, lr, channels, num_blocks, kernel_size, num_train,
                       num_test, before=False):
     """Train ``PixelCNN(1, 2, channels, num_blocks, kernel_size)`` (see ``made_learning``)."""
