@@ -50,11 +50,16 @@ def training_log_prob(model, x):
     """Per-example log-likelihood used as the training objective: float ``(B,)``, nats.
 
     ``model.log_prob(x)``, except for a MADE with several mask sets, where it is
-    the log-likelihood under the mask set in use only (``x`` float ``(B, D)``).
+    the log-likelihood under the installed mask set only: ``log_prob`` is called
+    with ``num_masks`` set to 1 for the call (the contract then has it use the
+    installed masks and leave them alone), not the M-fold ensemble.
     """
     if _uses_mask_sets(model):
-        x = x.to(torch.get_default_dtype()) if not x.is_floating_point() else x
-        return -F.binary_cross_entropy_with_logits(model(x), x, reduction="none").sum(dim=1)
+        num_masks, model.num_masks = model.num_masks, 1
+        try:
+            return model.log_prob(x)
+        finally:
+            model.num_masks = num_masks
     return model.log_prob(x)
 
 
