@@ -39,7 +39,7 @@ def _data_or_skip():
         pytest.skip(f"MNIST is not there: {error}")
 
 
-def _run_cli(*args, timeout=120):
+def _run_cli(*args, timeout=600):
     return subprocess.run([sys.executable, "-m", "src", *args], cwd=ROOT, env=ENV, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -202,19 +202,35 @@ def test_plots_write_pngs(tmp_path):
 # --------------------------------------------------------------------------- command line
 
 
+def _main(args, capsys):
+    """Run the command line in this process: (exit status, stderr)."""
+    try:
+        code = cli.main(args)
+    except SystemExit as error:  # argparse
+        code = error.code
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args", [
-    ["train", "nosuch"],
     ["train", "made", "--lr", "-1"],
     ["train", "made", "--channels", "8"],
+    ["train", "made", "--lr-decay", "1.5"],
     ["train", "pixelcnn", "--impl", "solution", "--kernel-size", "4", "--train-limit", "10"],
     ["evaluate", "made", "--checkpoint", "no/such/file.pt"],
+    ["receptive-field", "pixelcnn", "--impl", "solution", "--pixel", "30", "3", "--out", "runs/never.png"],
     ["frobnicate"],
 ])
-def test_cli_bad_arguments_give_one_line_and_status_2(args):
-    result = _run_cli(*args)
-    assert result.returncode == 2, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "Traceback" not in result.stderr
+def test_cli_bad_arguments_give_one_line_and_status_2(args, capsys):
+    code, err = _main(args, capsys)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_cli_entry_point_bad_argument():
+    result = _run_cli("train", "nosuch")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "invalid choice: 'nosuch'" in result.stderr, result.stderr
 
 
 def test_cli_unfinished_stub_is_one_line():
