@@ -15,9 +15,9 @@ Loss.  Batches are already in the model's input format (see
 negative log-likelihood in nats.  One exception: a MADE with ``num_masks > 1``
 is trained connectivity-agnostically (Germain et al., 2015, Sec. 4): before every
 step ``model.update_masks()`` installs the next mask set and the loss is the NLL
-under **that one** mask set (``model(x)`` gives its logits), not the ensemble
-over all mask sets that ``log_prob`` returns (which is what validation and test
-use).
+under **that one** mask set (``log_prob`` called with ``num_masks`` set to 1
+for the call), not the ensemble over all mask sets that ``log_prob`` returns
+(which is what validation and test use).
 
 This module imports neither torchvision nor matplotlib.
 """
