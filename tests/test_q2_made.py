@@ -10,153 +10,24 @@ compared within float32 rounding of a few sums (``F32``); log-likelihoods that
 the test computes from your own logits are compared in float64 against your
 float32 result (``LL``).
 """
-import contextlib
-
 import torch
-import torch.nn.functional as F
 
 from src.grading import graded
-from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
-from src.grading.reference import ExpectedValuesAbsent
-from src.grading.sandbox import StudentCodeError
-
-F32 = dict(atol=1e-5, rtol=1e-4)  # float32 matrix products of width <= 64, any summation order
-LL = dict(atol=1e-4, rtol=1e-5)  # sums of D float32 log-probabilities
-NORMALISATION_ATOL = 1e-4  # |sum_x p(x) - 1| over all 2**D inputs, float32 logits
-MIN_P_VALUE = 1e-6  # chi-square test: a correct sampler fails with probability below 1e-6
-
-
-# ---------------------------------------------------------------------------
-# helpers (duplicated in hidden_tests/test_q2_made_hidden.py)
-# ---------------------------------------------------------------------------
-
-class SubCases:
-    """The sub-cases of a partial-credit test: each adds its points when its block passes.
-
-    A failing block is recorded and the next one runs; ``finish`` sets the score and
-    raises one error listing every failed sub-case (a ``StudentCodeError`` if the
-    student's code raised, timed out or crashed in any of them).
-    """
-
-    def __init__(self, total):
-        self.total, self.declared, self.earned = total, 0.0, 0.0
-        self.failures, self.student_error, self.absent = [], None, None
-
-    @contextlib.contextmanager
-    def case(self, points, name):
-        self.declared += points
-        try:
-            yield
-        except StudentCodeError as error:
-            self.student_error = self.student_error or error
-            self.failures.append((name, str(error)))
-        except ExpectedValuesAbsent as error:
-            self.absent = self.absent or error
-        except AssertionError as error:
-            self.failures.append((name, str(error)))
-        else:
-            self.earned += points
-
-    def finish(self, set_score):
-        assert abs(self.declared - self.total) < 1e-9, f"sub-case points add up to {self.declared}, not {self.total}"
-        set_score(round(min(self.earned, self.total), 6))
-        lines, seen = [], set()
-        for name, message in self.failures:
-            lines.append(f"- {name}: " + ("(same error as above)" if message in seen else message))
-            seen.add(message)
-        message = f"{len(self.failures)} sub-case(s) failed:\n" + "\n".join(lines)
-        if self.student_error is not None:
-            raise StudentCodeError(message, not_implemented=self.student_error.not_implemented)
-        if self.absent is not None:
-            raise self.absent
-        if self.failures:
-            raise AssertionError(message)
-
-
-def needs(result, *, what, case):
-    """A sub-case that reuses the result of a probe run by an earlier one, which raised."""
-    if result is None:
-        fail(what, case, "not checked: your code raised an error (see the first failed sub-case)")
-    return result
-
-
-def expect_true(condition, *, what, case, problem):
-    if not condition:
-        fail(what, case, problem)
-
-
-def bernoulli_ll(x, logits):
-    """float64 log-likelihood of binary ``x`` (B, D) under Bernoulli(sigmoid(logits)), summed over D."""
-    return -F.binary_cross_entropy_with_logits(logits.double(), x.double(), reduction="none").sum(1)
-
-
-def input_degrees(order):
-    """The contract's input degrees: ``m0[order[i]] = i``."""
-    return torch.argsort(order)
-
-
-def expect_permutation(order, nin, *, what, case):
-    expect_tensor(order, what=what, case=case, shape=(nin,), dtype_kind="int")
-    expect_true(sorted(order.tolist()) == list(range(nin)), what=what, case=case,
-                problem=f"the order buffer is not a permutation of range({nin}): {order.tolist()}")
-
-
-def expect_autoregressive(entry, nin, nout, *, what, case, connected=True):
-    """Output ``o`` (modelling input ``o % D``) may depend only on inputs of smaller degree."""
-    order = entry["order"]
-    expect_permutation(order, nin, what=what, case=case)
-    m0 = input_degrees(order)
-    dependence = entry["dependence"]
-    allowed = m0[None, :] < m0[torch.arange(nout) % nin][:, None]
-    bad = (dependence != 0) & ~allowed
-    if bool(bad.any()):
-        o, j = (int(i) for i in bad.nonzero()[0])
-        fail(what, case, f"with order = {order.tolist()} (mask set {entry['mask_index']}), output {o} "
-                         f"(which models x[{o % nin}], degree {int(m0[o % nin])}) depends on input x[{j}] of "
-                         f"degree {int(m0[j])}: it may only depend on inputs of smaller degree")
-    if connected:
-        last = [o for o in range(nout) if int(m0[o % nin]) == nin - 1]
-        expect_true(bool((dependence[last] != 0).any()), what=what, case=case,
-                    problem=f"with order = {order.tolist()}, the outputs of the last variable in the order "
-                            f"(x[{int(order[-1])}]) depend on no input at all: are the masks installed?")
-
-
-def expect_same_state(actual, expected, *, what, case, problem):
-    """Two snapshots (mask_index, order, masks) describe the same mask set."""
-    same = actual["mask_index"] == expected["mask_index"] and torch.equal(actual["order"], expected["order"]) \
-        and len(actual["masks"]) == len(expected["masks"]) \
-        and all(torch.equal(a, b) for a, b in zip(actual["masks"], expected["masks"]))
-    if not same:
-        fail(what, case, f"{problem} (mask_index {expected['mask_index']} -> {actual['mask_index']}, "
-                         f"order {expected['order'].tolist()} -> {actual['order'].tolist()})")
-
-
-def chi_square_p_value(samples, all_x, logits):
-    """p-value of Pearson's chi-square test of ``samples`` against p(x) = exp(bernoulli_ll(x, logits))
-    over all outcomes ``all_x``; cells with expected count below 5 are pooled."""
-    p = bernoulli_ll(all_x, logits).exp()
-    p = p / p.sum()
-    nin = all_x.shape[1]
-    weights = 2 ** torch.arange(nin)
-    cell_of = torch.full((2 ** nin,), -1, dtype=torch.long)
-    cell_of[(all_x.long() * weights).sum(1)] = torch.arange(2 ** nin)
-    counts = torch.bincount(cell_of[(samples.long() * weights).sum(1)], minlength=2 ** nin).double()
-    expected = p * samples.shape[0]
-    small = expected < 5
-    observed_cells, expected_cells = counts[~small], expected[~small]
-    if bool(small.any()):
-        observed_cells = torch.cat([observed_cells, counts[small].sum()[None]])
-        expected_cells = torch.cat([expected_cells, expected[small].sum()[None]])
-    stat = ((observed_cells - expected_cells) ** 2 / expected_cells).sum()
-    df = observed_cells.numel() - 1
-    return float(torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), stat / 2)), float(stat), df
-
-
-def expect_binary_samples(samples, n, nin, *, what, case):
-    expect_tensor(samples, what=what, case=case, shape=(n, nin), dtype_kind="float")
-    bad = ~((samples == 0) | (samples == 1))
-    if bool(bad.any()):
-        fail(what, case, f"{int(bad.sum())} of {samples.numel()} values are not 0 or 1, e.g. {samples[bad][0].item()}")
+from src.grading.checks import expect_close, expect_equal, expect_tensor
+from src.grading.made_judging import (
+    F32,
+    LL,
+    NORMALISATION_ATOL,
+    MIN_P_VALUE,
+    SubCases,
+    needs,
+    expect_true,
+    bernoulli_ll,
+    expect_autoregressive,
+    expect_same_state,
+    chi_square_p_value,
+    expect_binary_samples,
+)
 
 
 # ---------------------------------------------------------------------------
