@@ -19,8 +19,9 @@ import torch
 
 from src.grading import graded
 from src.grading.checks import expect_close, expect_tensor, fail
+from src.grading.checks import run_subcases
 from src.grading.probes.q1 import (binary_codes, check_bits_per_dim, check_distribution, check_samples,
-                                   expect_fvsbn_log_prob, normalisation_problem, run_subcases)
+                                   expect_fvsbn_log_prob, normalisation_problem)
 
 FLOAT64_TOL = dict(atol=1e-5, rtol=1e-5)
 FLOAT32_TOL = dict(atol=1e-4, rtol=1e-5)

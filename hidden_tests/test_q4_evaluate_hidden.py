@@ -6,7 +6,7 @@ value parts read a one-element tensor with ``.item()``; only the last part asks
 for Python floats.
 """
 from src.grading import graded
-from src.grading.probes.q1 import run_subcases
+from src.grading.checks import run_subcases
 from src.grading.probes.q4 import check_evaluation, check_float_types
 
 CASES = {

@@ -71,3 +71,38 @@ def expect_equal(actual, expected, *, what, case, hidden=False):
     index = tuple(int(i) for i in mismatched.nonzero()[0])
     fail(what, case, f"{count} of {mismatched.numel()} entries differ; at index {index} expected "
                      f"{expected[index].item()}, got {actual[index].item()}")
+
+
+def run_subcases(subcases, set_score):
+    """Run graded sub-cases ``[(name, points, function), ...]``; score the ones that pass.
+
+    Raises an AssertionError listing the failed sub-cases (a ``StudentCodeError``
+    if one of them was the student's code raising, timing out or crashing, so that
+    its traceback is shown even where the hidden verdicts are not).  A missing
+    hidden reference value is re-raised after the others ran.
+    """
+    from .reference import ExpectedValuesAbsent
+    from .sandbox import StudentCodeError
+
+    earned, failures, crashed, missing = 0.0, [], False, None
+    for name, points, function in subcases:
+        try:
+            function()
+            earned += points
+        except ExpectedValuesAbsent as error:
+            missing = error
+        except StudentCodeError as error:
+            crashed = True
+            failures.append(f"[{name}, {points:g} pt] {error}")
+        except AssertionError as error:
+            failures.append(f"[{name}, {points:g} pt] {error}")
+    set_score(round(earned, 6))
+    if failures:
+        note = ""
+        if missing is not None:
+            note = ("\n(the score shown counts only the parts judged here: the others need the hidden values, "
+                    "so their verdict is unknown in this copy)")
+        raise (StudentCodeError if crashed else AssertionError)(
+            f"{len(failures)} of {len(subcases)} parts failed:\n" + "\n".join(failures) + note)
+    if missing is not None:
+        raise missing

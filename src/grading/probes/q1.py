@@ -18,7 +18,7 @@ with tolerances that float32 arithmetic in any order meets.  Samples are judged
 against the reference's ``log_prob`` of every outcome (recorded), so a bug in
 ``log_prob`` costs points in the log_prob parts only.
 
-The helpers at the bottom (``run_subcases``, ``chi_square_p_value``, ...) run
+The helpers at the bottom (``chi_square_p_value``, ...) run
 in the grader's process, never in the worker.
 """
 import math
@@ -393,35 +393,3 @@ def check_distribution(codes, log_probs, *, what, case, p_min=1e-6):
     if p_value < p_min:
         fail(what, case, f"the samples do not follow the model's distribution p(x) = exp(log_prob(x)): chi-square "
                          f"{stat:.1f} with {df} degrees of freedom, p = {p_value:.2g} < {p_min:g}")
-
-
-def run_subcases(subcases, set_score):
-    """Run graded sub-cases ``[(name, points, function), ...]``; score the ones that pass.
-
-    Raises an AssertionError listing the failed sub-cases (a ``StudentCodeError``
-    if one of them was the student's code raising, timing out or crashing, so
-    that its traceback shows even where the hidden verdicts are not known).  A
-    missing hidden reference value is re-raised after all sub-cases ran, so the
-    student's code has run in every sub-case.
-    """
-    from ..reference import ExpectedValuesAbsent
-    from ..sandbox import StudentCodeError
-
-    earned, failures, crashed, absent = 0.0, [], False, None
-    for name, points, function in subcases:
-        try:
-            function()
-            earned += points
-        except ExpectedValuesAbsent as error:
-            absent = error
-        except StudentCodeError as error:
-            crashed = True
-            failures.append(f"[{name}, {points:g} pt] {error}")
-        except AssertionError as error:
-            failures.append(f"[{name}, {points:g} pt] {error}")
-    set_score(round(earned, 6))
-    if failures:
-        raise (StudentCodeError if crashed else AssertionError)(
-            f"{len(failures)} of {len(subcases)} parts failed:\n" + "\n".join(failures))
-    if absent is not None:
-        raise absent

@@ -369,41 +369,6 @@ def absent(key):
     return ExpectedValuesAbsent(key)
 
 
-def run_subcases(subcases, set_score):
-    """Run graded sub-cases ``[(name, points, function), ...]``; score the ones that pass.
-
-    Raises an AssertionError listing the failed sub-cases (a ``StudentCodeError``
-    if one of them was the student's code raising, timing out or crashing, so that
-    its traceback is shown even where the hidden verdicts are not).  A missing
-    hidden reference value is re-raised after the others ran.
-    """
-    from ..reference import ExpectedValuesAbsent
-    from ..sandbox import StudentCodeError
-
-    earned, failures, crashed, missing = 0.0, [], False, None
-    for name, points, function in subcases:
-        try:
-            function()
-            earned += points
-        except ExpectedValuesAbsent as error:
-            missing = error
-        except StudentCodeError as error:
-            crashed = True
-            failures.append(f"[{name}, {points:g} pt] {error}")
-        except AssertionError as error:
-            failures.append(f"[{name}, {points:g} pt] {error}")
-    set_score(round(earned, 6))
-    if failures:
-        note = ""
-        if missing is not None:
-            note = ("\n(the score shown counts only the parts judged here: the others need the hidden values, "
-                    "so their verdict is unknown in this copy)")
-        raise (StudentCodeError if crashed else AssertionError)(
-            f"{len(failures)} of {len(subcases)} parts failed:\n" + "\n".join(failures) + note)
-    if missing is not None:
-        raise missing
-
-
 def image_codes(images, levels):
     """Integer code of each image (N, ...) in base ``levels``, first value most significant."""
     flat = images.reshape(images.shape[0], -1).long()
