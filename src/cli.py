@@ -65,7 +65,7 @@ PRESETS = {
 HPARAM_OPTIONS = {"hidden": "hidden_sizes", "num_masks": "num_masks", "natural_ordering": "natural_ordering",
                   "channels": "channels", "blocks": "num_blocks", "kernel_size": "kernel_size", "levels": "levels"}
 # settings that may change when a run is resumed; the others come from the checkpoint
-RESUMABLE = ("epochs", "patience", "max_steps", "n_samples", "lr", "lr_decay")
+RESUMABLE = ("epochs", "patience", "max_steps", "n_samples", "lr", "lr_decay", "weight_decay")
 
 
 class UsageError(Exception):
@@ -109,6 +109,8 @@ def _presets_text():
             lines.append(f"  {model} {'--full' if kind == 'full' else '(default)'}: {hp}; {data}; "
                          f"epochs={preset['epochs']}, batch={preset['batch_size']}, lr={preset['lr']} "
                          f"(x{preset['lr_decay']}/epoch), "
+                         + (f"weight decay={preset['weight_decay']}, " if preset.get("weight_decay") else "")
+                         + (f"ema={preset['ema']}, " if preset.get("ema") else "") +
                          f"patience={preset['patience']}, samples={preset['n_samples']}")
     return "\n".join(lines)
 
@@ -117,6 +119,23 @@ def _decay(text):
     value = _positive_float(text)
     if value > 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _ema_decay(text):
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
     return value
 
 
@@ -144,6 +163,9 @@ def build_parser():
     p.add_argument("--max-steps", type=_positive_int, help="stop after this many optimisation steps in all")
     p.add_argument("--lr", type=_positive_float, help="Adam learning rate")
     p.add_argument("--lr-decay", type=_decay, help="multiply the learning rate by this after every epoch")
+    p.add_argument("--weight-decay", type=_non_negative_float, help="AdamW's decoupled weight decay (0 = Adam)")
+    p.add_argument("--ema", type=_ema_decay, metavar="DECAY",
+                   help="validate and keep a moving average of the weights, e.g. 0.999")
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--patience", type=_positive_int, help="early stopping after N epochs without improvement")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, shuffling and samples")
@@ -249,7 +271,8 @@ def _resolve_settings(args):
     settings.update(model=args.model, impl=args.impl, full=args.full, seed=args.seed, max_steps=None,
                     hparams=dict(preset["hparams"]))
     given = {k: getattr(args, k) for k in ("epochs", "train_limit", "valid_limit", "test_limit", "max_steps",
-                                           "lr", "lr_decay", "batch_size", "patience", "n_samples")
+                                           "lr", "lr_decay", "weight_decay", "ema", "batch_size", "patience",
+                                           "n_samples")
              if getattr(args, k) is not None}
     given_hparams = {HPARAM_OPTIONS[k]: getattr(args, k) for k in HPARAM_OPTIONS if getattr(args, k) is not None}
     for key in given_hparams:
@@ -310,7 +333,8 @@ def cmd_train(args):
           f"{len(train_x)} train / {len(valid_x)} valid / {len(test_x)} test images -> {out}")
 
     history = train(model, train_loader, valid_loader, epochs=settings["epochs"], lr=settings["lr"],
-                    lr_decay=settings.get("lr_decay", 1.0),
+                    lr_decay=settings.get("lr_decay", 1.0), weight_decay=settings.get("weight_decay", 0.0),
+                    ema_decay=settings.get("ema"),
                     out_dir=out, patience=settings["patience"], max_steps=settings["max_steps"], device=device,
                     resume=args.resume, config=settings, progress=not args.no_progress)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 LAST, BEST = "last.pt", "best.pt"
 
@@ -214,8 +215,8 @@ def resolve_device(device):
 
 
 def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5, max_steps=None, lr_decay=1.0,
-          device="cpu", resume=False, config=None, progress=True, log=print):
-    """Train ``model`` by maximum likelihood with Adam.
+          weight_decay=0.0, ema_decay=None, device="cpu", resume=False, config=None, progress=True, log=print):
+    """Train ``model`` by maximum likelihood with Adam (AdamW when ``weight_decay > 0``).
 
     Args:
         model: a model with ``log_prob(x) -> (B,)`` (nats).
@@ -232,6 +233,11 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
         max_steps: optional cap on the total number of optimisation steps (the
             epoch in which it is reached is cut short, then validated).
         lr_decay: multiplicative decay of the learning rate per epoch (1 = constant).
+        weight_decay: decoupled weight decay of AdamW (0 = plain Adam).
+        ema_decay: if given (e.g. 0.999), keep an exponential moving average of the
+            weights (Polyak averaging, ``torch.optim.swa_utils.AveragedModel``),
+            updated after every step; validation, ``best.pt`` and the returned
+            model then use the averaged weights, the optimiser the raw ones.
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         resume: continue from ``out_dir/last.pt`` if it exists (after the last
             *completed* epoch, with the same history and random state).
@@ -247,20 +253,31 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
     """
     from tqdm.auto import tqdm
 
-    if epochs < 0 or patience < 1 or not 0 < lr_decay <= 1:
-        raise ValueError(f"need epochs >= 0, patience >= 1 and 0 < lr_decay <= 1, got epochs={epochs}, "
-                         f"patience={patience}, lr_decay={lr_decay}")
+    if epochs < 0 or patience < 1 or not 0 < lr_decay <= 1 or weight_decay < 0 or not (
+            ema_decay is None or 0 < ema_decay < 1):
+        raise ValueError(f"need epochs >= 0, patience >= 1, 0 < lr_decay <= 1, weight_decay >= 0 and ema_decay "
+                         f"None or in (0, 1), got epochs={epochs}, patience={patience}, lr_decay={lr_decay}, "
+                         f"weight_decay={weight_decay}, ema_decay={ema_decay}")
     device = resolve_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    averaged = None
+    if ema_decay is not None:
+        # buffers (masks) are not averaged: the copy keeps its own (a MADE ensembles over its own mask sets)
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=False)
+    evaluated = model if averaged is None else averaged.module  # the weights that are validated and kept
     history, epoch, step, best, bad_epochs = [], 0, 0, math.inf, 0
 
     if resume and (out_dir / LAST).exists():
         ckpt = load_checkpoint(out_dir / LAST, map_location=device)
         load_model_state(model, ckpt)
         optimizer.load_state_dict(ckpt["optimizer"])
+        if averaged is not None:
+            if "ema" not in ckpt:
+                raise ValueError(f"{out_dir / LAST} was trained without weight averaging (ema_decay)")
+            averaged.load_state_dict(ckpt["ema"])
         history, epoch, step = list(ckpt["history"]), ckpt["epoch"], ckpt["step"]
         best, bad_epochs = ckpt["best_valid"], ckpt["bad_epochs"]
         _set_rng_state(ckpt["rng"], train_loader)
@@ -282,25 +299,28 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
             for x in bar:
                 x = (x[0] if isinstance(x, (tuple, list)) else x).to(device)
                 loss = train_step(model, optimizer, x)
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 total, count, step = total + loss * x.shape[0], count + x.shape[0], step + 1
                 bar.set_postfix(nll=f"{total / count:.2f}")
                 if max_steps is not None and step >= max_steps:
                     break
             bar.close()
-            valid_nll = mean_nll(model, valid_loader)
+            valid_nll = mean_nll(evaluated, valid_loader)
             record = {"epoch": epoch, "train_nll": total / max(count, 1), "valid_nll": valid_nll,
                       "seconds": time.perf_counter() - start}
             history.append(record)
             improved = valid_nll < best
             if improved:
                 best, bad_epochs = valid_nll, 0
-                save_atomic({**model_state(model), "epoch": epoch, "valid_nll": valid_nll, "config": config},
+                save_atomic({**model_state(evaluated), "epoch": epoch, "valid_nll": valid_nll, "config": config},
                             out_dir / BEST)
             else:
                 bad_epochs += 1
             save_atomic({**model_state(model), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
                          "history": history, "best_valid": best, "bad_epochs": bad_epochs,
-                         "rng": _rng_state(train_loader), "config": config}, out_dir / LAST)
+                         "rng": _rng_state(train_loader), "config": config,
+                         **({} if averaged is None else {"ema": averaged.state_dict()})}, out_dir / LAST)
             log(f"epoch {epoch:3d}  train NLL {record['train_nll']:8.2f}  valid NLL {valid_nll:8.2f} nats"
                 f"{'  (best)' if improved else ''}  [{record['seconds']:.1f} s]")
             if bad_epochs >= patience:

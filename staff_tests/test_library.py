@@ -121,15 +121,15 @@ def test_train_steps_cycles_mask_sets():
     assert model.mask_index == (start + 4) % 3  # update_masks before every step
 
 
-def _toy_run(tmp_path, epochs, resume=False, patience=10, lr=3e-3, out="run", lr_decay=0.7):
+def _toy_run(tmp_path, epochs, resume=False, patience=10, lr=3e-3, out="run", lr_decay=0.7, **options):
     torch.manual_seed(0)
     model = build_model("made", IMPL, hidden_sizes=[32], num_masks=2, natural_ordering=False)
     train_loader = _loader("made", _toy_images(64, seed=1), 16, shuffle=True, seed=5)
     valid_loader = _loader("made", _toy_images(32, seed=2), 32, shuffle=False)
     history = train(model, train_loader, valid_loader, epochs=epochs, lr=lr, out_dir=tmp_path / out,
                     patience=patience, device="cpu", resume=resume, progress=False, log=lambda *a: None,
-                    config={"model": "made"}, lr_decay=lr_decay)
-    return model, history
+                    config={"model": "made"}, lr_decay=lr_decay, **options)
+    return model, history, valid_loader
 
 
 def _numbers(history):
@@ -137,11 +137,11 @@ def _numbers(history):
 
 
 def test_checkpoint_resume_continues_the_same_run(tmp_path):
-    _, straight = _toy_run(tmp_path, epochs=4, out="straight")
-    _, first = _toy_run(tmp_path, epochs=2, out="split")
+    _, straight, _ = _toy_run(tmp_path, epochs=4, out="straight")
+    _, first, _ = _toy_run(tmp_path, epochs=2, out="split")
     ckpt = load_checkpoint(tmp_path / "split" / "last.pt")
     assert ckpt["epoch"] == 2 and ckpt["step"] == 8 and len(ckpt["history"]) == 2 and "optimizer" in ckpt
-    _, resumed = _toy_run(tmp_path, epochs=4, resume=True, out="split")
+    _, resumed, _ = _toy_run(tmp_path, epochs=4, resume=True, out="split")
     assert [h["epoch"] for h in resumed] == [1, 2, 3, 4]
     assert resumed[:2] == first  # the saved history is carried on, not recomputed
     assert load_checkpoint(tmp_path / "split" / "last.pt")["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
@@ -152,14 +152,31 @@ def test_checkpoint_resume_continues_the_same_run(tmp_path):
     assert not list((tmp_path / "split").glob(".*tmp*")), "temporary checkpoint files left behind"
 
 
+def test_weight_averaging_and_decay_are_validated_kept_and_resumed(tmp_path):
+    options = {"ema_decay": 0.9, "weight_decay": 0.5}
+    model, straight, valid_loader = _toy_run(tmp_path, epochs=4, out="straight", **options)
+    # the returned model holds the averaged weights of the best epoch: the ones that were validated
+    assert mean_nll(model, valid_loader) == pytest.approx(min(h["valid_nll"] for h in straight), rel=1e-6)
+    last = load_checkpoint(tmp_path / "straight" / "last.pt")
+    assert not torch.equal(last["ema"]["module.net.0.weight"], last["model"]["net.0.weight"])
+    assert last["optimizer"]["param_groups"][0]["weight_decay"] == 0.5
+    _, plain, _ = _toy_run(tmp_path, epochs=4, out="plain")
+    assert _numbers(plain) != pytest.approx(_numbers(straight), rel=1e-3)
+    _toy_run(tmp_path, epochs=2, out="split", **options)
+    _, resumed, _ = _toy_run(tmp_path, epochs=4, resume=True, out="split", **options)
+    assert _numbers(resumed) == pytest.approx(_numbers(straight), rel=1e-6)  # the average is resumed too
+    with pytest.raises(ValueError, match="without weight averaging"):
+        _toy_run(tmp_path, epochs=5, resume=True, out="plain", **options)
+
+
 def test_early_stopping(tmp_path):
     # lr = 0: the validation NLL never improves after epoch 1
-    _, history = _toy_run(tmp_path, epochs=20, patience=2, lr=0.0)
+    _, history, _ = _toy_run(tmp_path, epochs=20, patience=2, lr=0.0)
     assert [h["epoch"] for h in history] == [1, 2, 3]
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["bad_epochs"] == 2
     # resuming a run that stopped early does nothing more
-    _, again = _toy_run(tmp_path, epochs=20, patience=2, lr=0.0, resume=True)
+    _, again, _ = _toy_run(tmp_path, epochs=20, patience=2, lr=0.0, resume=True)
     assert len(again) == 3
 
 
