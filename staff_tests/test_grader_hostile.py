@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,8 +53,9 @@ def _schema():
 SCHEMA = _schema()
 
 
-def compose(name, into):
-    """solution/ with the hostile files of ``staff_tests/hostile/<name>`` laid over it."""
+def compose(name, into, edits=()):
+    """solution/ with the hostile files of ``staff_tests/hostile/<name>`` laid over it; ``edits``: (old, new)
+    text replacements in those files."""
     target = Path(into) / name
     shutil.copytree(ROOT / "solution", target, ignore=shutil.ignore_patterns("__pycache__"))
     for path in (HOSTILE / name).iterdir():
@@ -61,7 +63,10 @@ def compose(name, into):
             for missing in path.read_text().split():
                 (target / missing).unlink()
         elif ".py" in path.name:
-            shutil.copy(path, target / (path.name.split(".py")[0] + ".py"))
+            text = path.read_text()
+            for old, new in edits:
+                text = text.replace(old, new)
+            (target / (path.name.split(".py")[0] + ".py")).write_text(text)
     return target
 
 
@@ -205,9 +210,22 @@ def runs():
                                       "grader_suite" / "suite_basic.py", "--submission", half_done(workdir),
                                       grader=student / "grader.py"),
     }
+    listener = socket.create_server(("127.0.0.1", 0))  # outside the grader's network namespace
+    listener.setblocking(False)
     if IS_ROOT:
-        jobs["forge"] = lambda: staff_grade("forge", *SELECT, "--tests", suite, "--submission",
-                                            compose("forge", workdir), after=_forge_after,
+        port = listener.getsockname()[1]
+        forge = compose("forge", workdir, edits=[("LISTENER_PORT = 0", f"LISTENER_PORT = {port}")])
+
+        def forge_after(run):
+            try:
+                listener.accept()[0].close()
+                reached = True
+            except BlockingIOError:
+                reached = False
+            return {**_forge_after(run), "listener_reached": reached}
+
+        jobs["forge"] = lambda: staff_grade("forge", *SELECT, "--tests", suite, "--submission", forge,
+                                            after=forge_after,
                                             results=workdir / "forge" / "autograder" / "results" / "results.json")
 
         def nonroot():
@@ -231,6 +249,7 @@ def runs():
             if isinstance(run, Run):
                 print(f"\n===== {run!r}\n{json.dumps(run.results, indent=1)[:4000]}")
     yield done
+    listener.close()
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -344,7 +363,10 @@ def test_forgery_secrets_tampering_and_daemons_get_nothing(runs):
     _check_common(run)
     assert _scores(run) == {**SUITE_POINTS, "1a-0-basic": 0, "1a-1-hidden": 0, "1b-0-basic": 0, "1b-1-hidden": 0}, run
     report = run.test("1a-0-basic")["output"]
-    assert "HOSTILE REPORT read=[] forged=[]" in report, report  # no secret read, no results file written
+    # no secret read, no results file written, no connection opened (the grader has a network namespace of its own)
+    assert "no network" in run.stdout, run
+    assert "HOSTILE REPORT read=[] forged=[] network=[]" in report, report
+    assert not run.after["listener_reached"]
     assert "results=" + str(run.results_path) in report, report  # it did find the results path
     assert f"root={runs['_staff_copy']}" in report and int(re.search(r"denied=(\d+)", report).group(1)) >= 13, report
     assert run.after["unchanged"], "the results file changed after the grader ended"

@@ -14,8 +14,11 @@ code; it calls ``launcher.kill_all(process)`` to end a worker.  Two launchers:
 ``PrivilegedLauncher`` (the grader runs as root: Gradescope, a TA's container)
     On top of that, the worker runs as an unprivileged user of its own (created
     with ``useradd`` when missing, ``nobody`` if that fails) with no
-    supplementary groups, a clean environment, its own HOME and TMPDIR, and at
-    most ``nproc`` processes (``RLIMIT_NPROC``, against fork bombs).  Before any
+    supplementary groups, a clean environment, its own HOME and TMPDIR, at
+    most ``nproc`` processes (``RLIMIT_NPROC``, against fork bombs) and no
+    network: the grader moves itself into a new, empty network namespace (Linux;
+    it needs none, and every worker inherits it), so the student's code cannot
+    send the hidden tests' inputs anywhere.  Before any
     worker starts, the staff-only paths (``hidden_tests/``, ``solution/``,
     ``staff/``, ``staff_tests/``, ``.git/``) and the results folder become root-only, and the
     submission is copied (regular files only, never following links) into a
@@ -152,6 +155,7 @@ class PrivilegedLauncher(Launcher):
         if self.limits.nproc is None:
             self.limits.nproc = 64
         _become_subreaper()
+        self.network_problem = _leave_network()
         self.granted = self._grant_search()
         self.kill_user_processes()  # leftovers of a grader that died
         self.sandbox = Path(tempfile.mkdtemp(prefix="ps1-grader-"))
@@ -188,6 +192,8 @@ class PrivilegedLauncher(Launcher):
 
     def describe(self):
         text = f"worker runs as user {self.user!r} (uid {self.uid}), the grader as root"
+        text += (f"; network NOT isolated ({self.network_problem})" if self.network_problem
+                 else "; no network (a network namespace of its own)")
         if self.granted:
             text += ("; gave that user search (x) permission on " + ", ".join(self.granted)
                      + " to reach Python and torch")
@@ -382,6 +388,33 @@ def _become_subreaper():
         libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
+
+
+def _leave_network():
+    """Move this process into a new network namespace holding only a loopback that is down.
+
+    Only the calling thread moves, and processes it starts afterwards inherit the
+    namespace: call it from the thread that starts the workers.  Needs root (or
+    CAP_SYS_ADMIN); a container may forbid it.
+
+    Returns:
+        "" when done, else why not (the grader then goes on with the network).
+    """
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    clone_newnet = 0x40000000
+    try:
+        if hasattr(os, "unshare"):  # Python >= 3.12
+            os.unshare(clone_newnet)
+            return ""
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(clone_newnet) != 0:
+            return os.strerror(ctypes.get_errno())
+        return ""
+    except (OSError, AttributeError) as error:
+        return str(error)
 
 
 def _reap_orphans():

@@ -3,7 +3,8 @@
 What it managed is reported in the exceptions its functions raise, so the staff
 test can read it from the grader's own results: ``READ <path>`` for a secret it
 could read (must never happen), ``DENIED`` counts the attempts that failed,
-``FORGED <path>`` for a results file it could write (must never happen).
+``FORGED <path>`` for a results file it could write (must never happen),
+``network`` for a connection it could open (must never happen).
 """
 import glob
 import json
@@ -15,7 +16,8 @@ import torch
 
 FORGED = {"score": 1000.0, "output": "FORGED BY STUDENT", "tests": [
     {"name": "1a-0-basic forged", "score": 1000.0, "max_score": 0.5, "output": "FORGED BY STUDENT"}]}
-REPORT = {"read": [], "denied": 0, "forged": [], "results": None, "root": None}
+REPORT = {"read": [], "denied": 0, "forged": [], "results": None, "root": None, "network": []}
+LISTENER_PORT = 0  # the staff test writes here the port it listens on, on 127.0.0.1 outside the sandbox
 
 
 def _ancestors():
@@ -100,6 +102,16 @@ for pid in [p.split("/")[2] for p in glob.glob("/proc/[0-9]*/cmdline")]:
         except OSError:
             pass
 
+# send something out: to the staff test's listener, and to the internet
+import socket  # noqa: E402
+
+for address in ([("127.0.0.1", LISTENER_PORT)] if LISTENER_PORT else []) + [("pypi.org", 443)]:
+    try:
+        socket.create_connection(address, timeout=3).close()
+        REPORT["network"].append(f"{address[0]}:{address[1]}")
+    except OSError:
+        REPORT["denied"] += 1
+
 # tamper with what a grader might use to compare
 torch.allclose = lambda *args, **kwargs: True
 torch.equal = lambda *args, **kwargs: True
@@ -129,7 +141,8 @@ if os.fork() == 0:
 
 
 def _report():
-    return (f"HOSTILE REPORT read={REPORT['read']} forged={REPORT['forged']} denied={REPORT['denied']} "
+    return (f"HOSTILE REPORT read={REPORT['read']} forged={REPORT['forged']} network={REPORT['network']} "
+            f"denied={REPORT['denied']} "
             f"results={REPORT['results']} root={REPORT['root']}")
 
 
