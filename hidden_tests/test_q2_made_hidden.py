@@ -9,13 +9,12 @@ the reference are never printed (hidden=True).
 import torch
 
 from src.grading import graded
-from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
+from src.grading.checks import SubCases, expect_close, expect_equal, expect_tensor, fail
 from src.grading.made_judging import (
     F32,
     LL,
     NORMALISATION_ATOL,
     MIN_P_VALUE,
-    SubCases,
     needs,
     expect_true,
     bernoulli_ll,

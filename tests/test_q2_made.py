@@ -13,13 +13,12 @@ float32 result (``LL``).
 import torch
 
 from src.grading import graded
-from src.grading.checks import expect_close, expect_equal, expect_tensor
+from src.grading.checks import SubCases, expect_close, expect_equal, expect_tensor
 from src.grading.made_judging import (
     F32,
     LL,
     NORMALISATION_ATOL,
     MIN_P_VALUE,
-    SubCases,
     needs,
     expect_true,
     bernoulli_ll,

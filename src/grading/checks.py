@@ -5,6 +5,8 @@ Every failure message names the student function (``what``), the input case
 ``hidden=True``: the message then gives the size of the error but never the
 expected values.
 """
+import contextlib
+
 import torch
 
 
@@ -73,36 +75,68 @@ def expect_equal(actual, expected, *, what, case, hidden=False):
                      f"{expected[index].item()}, got {actual[index].item()}")
 
 
-def run_subcases(subcases, set_score):
-    """Run graded sub-cases ``[(name, points, function), ...]``; score the ones that pass.
+class SubCases:
+    """The parts of a partial-credit test: each part adds its points when its block passes.
 
-    Raises an AssertionError listing the failed sub-cases (a ``StudentCodeError``
-    if one of them was the student's code raising, timing out or crashing, so that
-    its traceback is shown even where the hidden verdicts are not).  A missing
-    hidden reference value is re-raised after the others ran.
+    Use ``with cases.case(points, name): ...`` for each part, then
+    ``cases.finish(set_score)``; :func:`run_subcases` does the same for a list of
+    functions.  A failing part is recorded and the next one runs.  ``finish`` sets
+    the score and raises one error listing every failed part: a
+    ``StudentCodeError`` if the student's code raised, timed out or crashed in any
+    of them (so that its traceback is shown even where hidden verdicts are not).
+    A missing hidden reference value is re-raised when nothing failed, and noted
+    when something did.
     """
-    from .reference import ExpectedValuesAbsent
-    from .sandbox import StudentCodeError
 
-    earned, failures, crashed, missing = 0.0, [], False, None
-    for name, points, function in subcases:
+    def __init__(self, total):
+        self.total, self.declared, self.earned, self.count = total, 0.0, 0.0, 0
+        self.failures, self.student_error, self.absent = [], None, None
+
+    @contextlib.contextmanager
+    def case(self, points, name):
+        from .reference import ExpectedValuesAbsent
+        from .sandbox import StudentCodeError
+
+        self.declared += points
+        self.count += 1
         try:
-            function()
-            earned += points
+            yield
         except ExpectedValuesAbsent as error:
-            missing = error
+            self.absent = self.absent or error
         except StudentCodeError as error:
-            crashed = True
-            failures.append(f"[{name}, {points:g} pt] {error}")
+            self.student_error = self.student_error or error
+            self.failures.append((f"{name}, {points:g} pt", str(error)))
         except AssertionError as error:
-            failures.append(f"[{name}, {points:g} pt] {error}")
-    set_score(round(earned, 6))
-    if failures:
-        note = ""
-        if missing is not None:
-            note = ("\n(the score shown counts only the parts judged here: the others need the hidden values, "
-                    "so their verdict is unknown in this copy)")
-        raise (StudentCodeError if crashed else AssertionError)(
-            f"{len(failures)} of {len(subcases)} parts failed:\n" + "\n".join(failures) + note)
-    if missing is not None:
-        raise missing
+            self.failures.append((f"{name}, {points:g} pt", str(error)))
+        else:
+            self.earned += points
+
+    def finish(self, set_score):
+        from .sandbox import StudentCodeError
+
+        assert abs(self.declared - self.total) < 1e-9, f"the parts' points add up to {self.declared}, not {self.total}"
+        set_score(round(min(self.earned, self.total), 6))
+        if not self.failures:
+            if self.absent is not None:
+                raise self.absent
+            return
+        lines, seen = [], set()
+        for name, message in self.failures:
+            lines.append(f"- [{name}] " + ("(same error as above)" if message in seen else message))
+            seen.add(message)
+        message = f"{len(self.failures)} of {self.count} parts failed:\n" + "\n".join(lines)
+        if self.absent is not None:
+            message += ("\n(the score shown counts only the parts judged here: the others need the hidden values, "
+                        "so their verdict is unknown in this copy)")
+        if self.student_error is not None:
+            raise StudentCodeError(message, not_implemented=self.student_error.not_implemented)
+        raise AssertionError(message)
+
+
+def run_subcases(subcases, set_score):
+    """Run graded parts ``[(name, points, function), ...]`` with :class:`SubCases`."""
+    cases = SubCases(sum(points for _, points, _ in subcases))
+    for name, points, function in subcases:
+        with cases.case(points, name):
+            function()
+    cases.finish(set_score)

@@ -6,14 +6,10 @@ float32 (as in training), so values are compared within float32 rounding of a
 few sums (``F32``); log-likelihoods computed here from the student's own logits
 are compared in float64 against the student's float32 result (``LL``).
 """
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
 from .checks import expect_tensor, fail
-from .reference import ExpectedValuesAbsent
-from .sandbox import StudentCodeError
 
 F32 = dict(atol=1e-5, rtol=1e-4)  # float32 matrix products of width <= 64, any summation order
 LL = dict(atol=1e-4, rtol=1e-5)  # sums of D float32 log-probabilities
@@ -25,53 +21,10 @@ MIN_P_VALUE = 1e-6  # chi-square test: a correct sampler fails with probability 
 # helpers
 # ---------------------------------------------------------------------------
 
-class SubCases:
-    """The sub-cases of a partial-credit test: each adds its points when its block passes.
-
-    A failing block is recorded and the next one runs; ``finish`` sets the score and
-    raises one error listing every failed sub-case (a ``StudentCodeError`` if the
-    student's code raised, timed out or crashed in any of them).
-    """
-
-    def __init__(self, total):
-        self.total, self.declared, self.earned = total, 0.0, 0.0
-        self.failures, self.student_error, self.absent = [], None, None
-
-    @contextlib.contextmanager
-    def case(self, points, name):
-        self.declared += points
-        try:
-            yield
-        except StudentCodeError as error:
-            self.student_error = self.student_error or error
-            self.failures.append((name, str(error)))
-        except ExpectedValuesAbsent as error:
-            self.absent = self.absent or error
-        except AssertionError as error:
-            self.failures.append((name, str(error)))
-        else:
-            self.earned += points
-
-    def finish(self, set_score):
-        assert abs(self.declared - self.total) < 1e-9, f"sub-case points add up to {self.declared}, not {self.total}"
-        set_score(round(min(self.earned, self.total), 6))
-        lines, seen = [], set()
-        for name, message in self.failures:
-            lines.append(f"- {name}: " + ("(same error as above)" if message in seen else message))
-            seen.add(message)
-        message = f"{len(self.failures)} sub-case(s) failed:\n" + "\n".join(lines)
-        if self.student_error is not None:
-            raise StudentCodeError(message, not_implemented=self.student_error.not_implemented)
-        if self.absent is not None:
-            raise self.absent
-        if self.failures:
-            raise AssertionError(message)
-
-
 def needs(result, *, what, case):
-    """A sub-case that reuses the result of a probe run by an earlier one, which raised."""
+    """A part that reuses the result of a probe run by an earlier part, which raised."""
     if result is None:
-        fail(what, case, "not checked: your code raised an error (see the first failed sub-case)")
+        fail(what, case, "not checked: your code raised an error (see the first failed part)")
     return result
 
 
