@@ -1,14 +1,9 @@
 """The partial-credit runner shared by the graded tests (src/grading/checks.py)."""
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from src.grading.checks import SubCases, fail, run_subcases  # noqa: E402
-from src.grading.reference import ExpectedValuesAbsent  # noqa: E402
-from src.grading.sandbox import StudentCodeError  # noqa: E402
+from src.grading.checks import SubCases, fail, run_subcases
+from src.grading.reference import ExpectedValuesAbsent
+from src.grading.sandbox import StudentCodeError
 
 
 def _wrong():

@@ -25,13 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import jsonschema
 import pytest
+from conftest import ROOT, validate_results
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from src.grading import privileges  # noqa: E402
+from src.grading import privileges
 
 SUITE = ROOT / "staff_tests" / "grader_suite" / "suite_basic.py"
 BROKEN = ROOT / "staff_tests" / "grader_suite" / "suite_broken.py"
@@ -40,17 +37,6 @@ IS_ROOT = privileges.is_root()
 SELECT = ["1a", "1b", "2a", "3a"]
 SUITE_POINTS = {"1a-0-basic": 0.5, "1a-1-hidden": 1.5, "1b-0-basic": 0.5, "1b-1-hidden": 0.5, "2a-0-basic": 1.0,
                 "2a-1-hidden": 2.0, "3a-0-basic": 0.5, "3a-1-hidden": 1.5}
-
-
-def _schema():
-    for candidate in (os.environ.get("GRADESCOPE_RESULTS_SCHEMA"), ROOT.parent / "shared" /
-                      "gradescope-results.schema.json", Path("/work/shared/gradescope-results.schema.json")):
-        if candidate and Path(candidate).is_file():
-            return json.loads(Path(candidate).read_text())
-    raise FileNotFoundError("gradescope-results.schema.json not found (set GRADESCOPE_RESULTS_SCHEMA)")
-
-
-SCHEMA = _schema()
 
 
 def compose(name, into, edits=()):
@@ -256,7 +242,7 @@ def runs():
 def _check_common(run, exit_status=0):
     assert run.returncode == exit_status, run
     assert run.results is not None, run
-    jsonschema.validate(run.results, SCHEMA)
+    validate_results(run.results)
     assert run.left_running == [], f"processes of {run.user} still running: {run.left_running}\n{run}"
     for test in run.results["tests"]:
         assert test["name"].startswith(test["number"] + " "), test

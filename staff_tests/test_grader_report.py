@@ -1,30 +1,16 @@
 """Staff tests of the grader's report and results.json builders (fast: no worker, no subprocess)."""
 import json
-import os
 import sys
-from pathlib import Path
 
-import jsonschema
 import pytest
+from conftest import ROOT, validate_results
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from src.grading import report  # noqa: E402
-from src.grading.plugin import TestResult, _strip_rewritten_assert  # noqa: E402
+from src.grading import report
+from src.grading.plugin import TestResult, _strip_rewritten_assert
 
 MANIFEST = json.loads((ROOT / "tests" / "points.json").read_text())
 
 
-def _schema():
-    for candidate in (os.environ.get("GRADESCOPE_RESULTS_SCHEMA"), ROOT.parent / "shared" /
-                      "gradescope-results.schema.json", Path("/work/shared/gradescope-results.schema.json")):
-        if candidate and Path(candidate).is_file():
-            return json.loads(Path(candidate).read_text())
-    raise FileNotFoundError("gradescope-results.schema.json not found (set GRADESCOPE_RESULTS_SCHEMA)")
-
-
-SCHEMA = _schema()
 CODING = [test_id for test_id, test in MANIFEST["tests"].items() if test["type"] == "coding"]
 
 
@@ -42,7 +28,7 @@ def test_every_outcome_gives_schema_valid_results():
     summary = report.summarize(MANIFEST, results, submission="submission", collected={"1b-0-basic": "x"},
                                hidden_values_present=False)
     data = report.results_json(summary, 12.5)
-    jsonschema.validate(data, SCHEMA)
+    validate_results(data)
     tests = {t["number"]: t for t in data["tests"]}
     assert list(tests) == CODING  # one entry per coding test, in manifest order; written ones never scored
     assert data["score"] == 0.5 + 0.4 + 0.5  # extra credit included, unknown and not-run count 0
@@ -60,11 +46,11 @@ def test_every_outcome_gives_schema_valid_results():
 @pytest.mark.parametrize("manifest", [MANIFEST, None])
 def test_fallback_results_are_schema_valid(manifest):
     data = report.fallback_results(manifest, "Traceback ...\nRuntimeError: boom", 3.0, selection=None)
-    jsonschema.validate(data, SCHEMA)
+    validate_results(data)
     assert data["score"] == 0 and "autograder itself failed" in data["output"]
     assert len(data["tests"]) == (len(CODING) if manifest else 0)
     selected = report.fallback_results(manifest, "boom", 1.0, selection=["2a"])
-    jsonschema.validate(selected, SCHEMA)
+    validate_results(selected)
 
 
 def test_scores_are_clamped_and_written_atomically(tmp_path):
