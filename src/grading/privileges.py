@@ -432,26 +432,12 @@ def _reap_orphans():
             pass
 
 
-def _zombie_children():
-    me = os.getpid()
-    found = []
+def _pids():
+    """The pids listed in /proc (Linux; none elsewhere)."""
     try:
-        entries = os.listdir("/proc")
+        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
     except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] == b"Z" and int(fields[1]) == me:
-            status = _status_fields(int(entry))
-            if status.get("Uid", "0").split()[0] != "0":
-                found.append(int(entry))
-    return found
+        return []
 
 
 def _status_fields(pid):
@@ -462,21 +448,27 @@ def _status_fields(pid):
         return {}
 
 
+def _zombie_children():
+    """Zombies whose parent is this process and whose real uid is not root's."""
+    me = str(os.getpid())
+    found = []
+    for pid in _pids():
+        status = _status_fields(pid)
+        if (status.get("State", "").startswith("Z") and status.get("PPid") == me
+                and status.get("Uid", "0").split()[0] != "0"):
+            found.append(pid)
+    return found
+
+
 def user_processes(uid):
     """Pids of the live (not zombie) processes whose real, effective or saved uid is ``uid`` (Linux)."""
     found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        status = _status_fields(int(entry))
+    for pid in _pids():
+        status = _status_fields(pid)
         if not status or status.get("State", "").startswith(("Z", "X")):
             continue
         if str(uid) in status.get("Uid", "").split()[:3]:
-            found.append(int(entry))
+            found.append(pid)
     return found
 
 
