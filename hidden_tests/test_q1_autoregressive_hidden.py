@@ -13,7 +13,6 @@ parts only), with Pearson's chi-square test at a fixed seed; the test fails when
 sampler fails with probability below 1e-6.  The sample sizes make every bug of
 the mutant catalogue fail with p far below that (see staff_tests/mutants/q1.json).
 """
-import math
 
 import torch
 

@@ -18,7 +18,8 @@ import torch
 from src.grading import graded
 from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.checks import run_subcases
-from src.grading.probes.q3 import (absent, chi_square_p_value, dependence_problems, head_layout, image_codes,
+from src.grading.goodness_of_fit import chi_square_p_value
+from src.grading.probes.q3 import (absent, dependence_problems, head_layout, image_codes,
                                    log_probs_from_logits, recorded, run_model_probe)
 
 CENTRE_CASES = [["A", 3, 3, 3], ["B", 3, 3, 3], ["A", 3, 12, 3], ["B", 12, 6, 3], ["A", 5, 7, 3], ["B", 7, 5, 3],

@@ -17,7 +17,8 @@ import torch
 from src.grading import graded
 from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.checks import run_subcases
-from src.grading.probes.q3 import (absent, chi_square_p_value, dependence_problems, image_codes,
+from src.grading.goodness_of_fit import chi_square_p_value
+from src.grading.probes.q3 import (absent, dependence_problems, image_codes,
                                    log_probs_from_logits, recorded, run_model_probe)
 
 

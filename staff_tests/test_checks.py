@@ -1,7 +1,9 @@
-"""The partial-credit runner shared by the graded tests (src/grading/checks.py)."""
+"""The partial-credit runner and the goodness-of-fit test shared by the graded tests (src/grading/)."""
 import pytest
+import torch
 
 from src.grading.checks import SubCases, fail, run_subcases
+from src.grading.goodness_of_fit import chi_square_p_value
 from src.grading.reference import ExpectedValuesAbsent
 from src.grading.sandbox import StudentCodeError
 
@@ -59,3 +61,17 @@ def test_the_parts_must_add_up_to_the_declared_total():
         pass
     with pytest.raises(AssertionError, match="add up to 0.5, not 1.0"):
         cases.finish(lambda score: None)
+
+
+def test_chi_square_accepts_a_true_sampler_and_rejects_a_wrong_one():
+    generator = torch.Generator().manual_seed(0)
+    probs = torch.tensor([0.5, 0.25, 0.125, 0.0625, 0.03125, 0.03125])
+    codes = torch.multinomial(probs, 4000, replacement=True, generator=generator)
+    p_value, stat, df = chi_square_p_value(codes, probs.log())
+    assert p_value > 1e-3 and df == 5 and stat >= 0
+    swapped = probs[[1, 0, 2, 3, 4, 5]]  # a sampler that confuses the first two outcomes
+    assert chi_square_p_value(codes, swapped.log())[0] < 1e-6
+    # cells expecting fewer than 5 samples are pooled; a code out of range has probability 0
+    rare = torch.tensor([0.999, 0.0005, 0.0005])
+    assert chi_square_p_value(torch.zeros(1000, dtype=torch.long), rare.log())[2] == 1
+    assert chi_square_p_value(torch.tensor([0, 6]), probs.log())[0] == 0.0

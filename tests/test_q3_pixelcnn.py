@@ -13,7 +13,8 @@ import torch
 
 from src.grading import graded
 from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
-from src.grading.probes.q3 import (chi_square_p_value, image_codes, log_probs_from_logits, recorded,
+from src.grading.goodness_of_fit import chi_square_p_value
+from src.grading.probes.q3 import (image_codes, log_probs_from_logits, recorded,
                                    run_model_probe)
 
 GREY = dict(in_channels=1, num_levels=2, channels=8, num_blocks=1, kernel_size=3)

@@ -9,6 +9,7 @@ are compared in float64 against the student's float32 result (``LL``).
 import torch
 import torch.nn.functional as F
 
+from . import goodness_of_fit
 from .checks import expect_tensor, fail
 
 F32 = dict(atol=1e-5, rtol=1e-4)  # float32 matrix products of width <= 64, any summation order
@@ -80,24 +81,14 @@ def expect_same_state(actual, expected, *, what, case, problem):
 
 
 def chi_square_p_value(samples, all_x, logits):
-    """p-value of Pearson's chi-square test of ``samples`` against p(x) = exp(bernoulli_ll(x, logits))
-    over all outcomes ``all_x``; cells with expected count below 5 are pooled."""
-    p = bernoulli_ll(all_x, logits).exp()
-    p = p / p.sum()
-    nin = all_x.shape[1]
-    weights = 2 ** torch.arange(nin)
-    cell_of = torch.full((2 ** nin,), -1, dtype=torch.long)
-    cell_of[(all_x.long() * weights).sum(1)] = torch.arange(2 ** nin)
-    counts = torch.bincount(cell_of[(samples.long() * weights).sum(1)], minlength=2 ** nin).double()
-    expected = p * samples.shape[0]
-    small = expected < 5
-    observed_cells, expected_cells = counts[~small], expected[~small]
-    if bool(small.any()):
-        observed_cells = torch.cat([observed_cells, counts[small].sum()[None]])
-        expected_cells = torch.cat([expected_cells, expected[small].sum()[None]])
-    stat = ((observed_cells - expected_cells) ** 2 / expected_cells).sum()
-    df = observed_cells.numel() - 1
-    return float(torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), stat / 2)), float(stat), df
+    """p-value of Pearson's chi-square test of binary ``samples`` (n, D) against
+    p(x) = exp(bernoulli_ll(x, logits)) over all outcomes ``all_x`` (2**D, D), in any order."""
+    log_p = bernoulli_ll(all_x, logits)
+    log_p = log_p - torch.logsumexp(log_p, dim=0)
+    weights = 2 ** torch.arange(all_x.shape[1])
+    cell_of = torch.full((2 ** all_x.shape[1],), -1, dtype=torch.long)
+    cell_of[(all_x.long() * weights).sum(1)] = torch.arange(all_x.shape[0])
+    return goodness_of_fit.chi_square_p_value(cell_of[(samples.long() * weights).sum(1)], log_p)
 
 
 def expect_binary_samples(samples, n, nin, *, what, case):

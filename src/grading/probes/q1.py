@@ -18,7 +18,7 @@ with tolerances that float32 arithmetic in any order meets.  Samples are judged
 against the reference's ``log_prob`` of every outcome (recorded), so a bug in
 ``log_prob`` costs points in the log_prob parts only.
 
-The helpers at the bottom (``chi_square_p_value``, ...) run
+The helpers at the bottom (``binary_codes``, ...) run
 in the grader's process, never in the worker.
 """
 import math
@@ -27,6 +27,7 @@ import torch
 
 from . import probe
 from ..checks import expect_close, expect_tensor, fail
+from ..goodness_of_fit import chi_square_p_value
 
 
 def _generator(seed):
@@ -285,36 +286,6 @@ def binary_codes(samples):
     """Row index in ``all_binary`` of each binary sample (n, D), most significant bit first."""
     D = samples.shape[1]
     return (samples.round().long() * (2 ** torch.arange(D - 1, -1, -1))).sum(dim=1)
-
-
-def chi_square_p_value(codes, log_probs):
-    """p-value of Pearson's test that integer ``codes`` (n,) follow ``exp(log_probs)``.
-
-    Cells expecting fewer than 5 samples are pooled (smallest first).
-    Returns ``(p_value, statistic, degrees_of_freedom)``.
-    """
-    n = codes.numel()
-    expected = log_probs.double().exp() * n
-    observed = torch.bincount(codes.long(), minlength=len(expected)).double()
-    if observed.numel() > expected.numel():  # codes out of range: count them against a cell expecting 0
-        return 0.0, math.inf, 0
-    cells_obs, cells_exp, acc_obs, acc_exp = [], [], 0.0, 0.0
-    for index in torch.argsort(expected).tolist():
-        acc_obs += observed[index].item()
-        acc_exp += expected[index].item()
-        if acc_exp >= 5:
-            cells_obs.append(acc_obs)
-            cells_exp.append(acc_exp)
-            acc_obs, acc_exp = 0.0, 0.0
-    if cells_exp:
-        cells_obs[-1] += acc_obs
-        cells_exp[-1] += acc_exp
-    obs = torch.tensor(cells_obs, dtype=torch.float64)
-    exp = torch.tensor(cells_exp, dtype=torch.float64)
-    stat = ((obs - exp) ** 2 / exp).sum()
-    df = max(len(cells_exp) - 1, 1)
-    p_value = torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), stat / 2).item()
-    return p_value, stat.item(), df
 
 
 def check_bits_per_dim(out, nll, num_dims, *, hidden=False):

@@ -382,29 +382,6 @@ def log_probs_from_logits(logits, images):
     return log_softmax.gather(1, images.long().unsqueeze(1)).squeeze(1).flatten(1).sum(dim=1)
 
 
-def chi_square_p_value(codes, log_probs):
-    """p-value of Pearson's test that integer ``codes`` (n,) follow ``exp(log_probs)`` (cells < 5 pooled)."""
-    n = codes.numel()
-    expected = log_probs.double().exp() * n
-    observed = torch.bincount(codes, minlength=len(expected)).double()[:len(expected)]
-    order = torch.argsort(expected)
-    cells_obs, cells_exp, acc_obs, acc_exp = [], [], 0.0, 0.0
-    for index in order.tolist():  # pool the smallest cells until each pooled cell expects >= 5
-        acc_obs += observed[index].item()
-        acc_exp += expected[index].item()
-        if acc_exp >= 5:
-            cells_obs.append(acc_obs)
-            cells_exp.append(acc_exp)
-            acc_obs, acc_exp = 0.0, 0.0
-    if acc_exp > 0 and cells_exp:
-        cells_obs[-1] += acc_obs
-        cells_exp[-1] += acc_exp
-    obs, exp = torch.tensor(cells_obs, dtype=torch.float64), torch.tensor(cells_exp, dtype=torch.float64)
-    stat = ((obs - exp) ** 2 / exp).sum()
-    df = max(len(cells_exp) - 1, 1)
-    return torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), stat / 2).item(), stat.item(), df
-
-
 def dependence_problems(out, *, levels, colors, height, width, required=True):
     """What is wrong with the dependencies seen in ``pixelcnn_perturbations``' result.
 
