@@ -17,27 +17,12 @@ the mutant catalogue fail with p far below that (see staff_tests/mutants/q1.json
 import torch
 
 from src.grading import graded
-from src.grading.checks import expect_close, expect_tensor, fail
-from src.grading.checks import run_subcases
-from src.grading.probes.q1 import (binary_codes, check_bits_per_dim, check_distribution, check_samples,
+from src.grading.checks import expect_close, expect_tensor, fail, run_subcases
+from src.grading.probes.q1 import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
+                                   check_samples, describe_bernoulli_case, describe_categorical_case,
                                    expect_fvsbn_log_prob, normalisation_problem)
 
-FLOAT64_TOL = dict(atol=1e-5, rtol=1e-5)
-FLOAT32_TOL = dict(atol=1e-4, rtol=1e-5)
 P_MIN = 1e-6
-
-
-def _describe_bernoulli(case):
-    extreme = f", {case['extreme']:.0%} of the logits set to +-1e4" if case.get("extreme") else ""
-    return (f"x {case.get('x_dtype', 'float64')} of shape {tuple(case['shape'])}, "
-            f"logits {case.get('logits_dtype', 'float64')} ~ N(0, {case['scale']:g}^2){extreme}")
-
-
-def _describe_categorical(case):
-    rest = tuple(case["rest"])
-    extreme = f", {case['extreme']:.0%} of the logits set to +-1e4" if case.get("extreme") else ""
-    return (f"x int64 of shape {(case['batch'], *rest)} in 0..{case['num_values'] - 1}, logits "
-            f"{case.get('logits_dtype', 'float64')} of shape {(case['batch'], case['num_values'], *rest)}{extreme}")
 
 
 def _compare_cases(student, reference, probe, cases, *, key, what, describe, batch_of):
@@ -75,12 +60,12 @@ CATEGORICAL_EXTREME = [dict(seed=125, batch=6, num_values=4, rest=[5], scale=2.0
 def test_log_likelihoods_hidden(student, reference, set_score=None):
     def bernoulli(key, cases):
         return lambda: _compare_cases(student, reference, "q1.bernoulli_ll", cases, key=key,
-                                      what="bernoulli_log_likelihood", describe=_describe_bernoulli,
+                                      what="bernoulli_log_likelihood", describe=describe_bernoulli_case,
                                       batch_of=lambda case: case["shape"][0])
 
     def categorical(key, cases):
         return lambda: _compare_cases(student, reference, "q1.categorical_ll", cases, key=key,
-                                      what="categorical_log_likelihood", describe=_describe_categorical,
+                                      what="categorical_log_likelihood", describe=describe_categorical_case,
                                       batch_of=lambda case: case["batch"])
 
     run_subcases([

@@ -12,24 +12,9 @@ import torch
 
 from src.grading import graded
 from src.grading.checks import expect_close, expect_tensor
-from src.grading.probes.q1 import (binary_codes, check_bits_per_dim, check_distribution, check_samples,
+from src.grading.probes.q1 import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
+                                   check_samples, describe_bernoulli_case, describe_categorical_case,
                                    expect_fvsbn_log_prob)
-
-FLOAT64_TOL = dict(atol=1e-5, rtol=1e-5)
-FLOAT32_TOL = dict(atol=1e-4, rtol=1e-5)
-
-
-def _bernoulli_case(case):
-    extreme = f", {case['extreme']:.0%} of the logits set to +-1e4" if case.get("extreme") else ""
-    return (f"x {case.get('x_dtype', 'float64')} of shape {tuple(case['shape'])}, "
-            f"logits {case.get('logits_dtype', 'float64')} ~ N(0, {case['scale']:g}^2){extreme}")
-
-
-def _categorical_case(case):
-    rest = tuple(case["rest"])
-    extreme = f", {case['extreme']:.0%} of the logits set to +-1e4" if case.get("extreme") else ""
-    return (f"x int64 of shape {(case['batch'], *rest)} in 0..{case['num_values'] - 1}, logits "
-            f"{case.get('logits_dtype', 'float64')} of shape {(case['batch'], case['num_values'], *rest)}{extreme}")
 
 
 BERNOULLI_BASIC = [
@@ -49,12 +34,12 @@ def test_log_likelihoods_basic(student, reference):
     bern = student.run("q1.bernoulli_ll", cases=BERNOULLI_BASIC)
     cat = student.run("q1.categorical_ll", cases=CATEGORICAL_BASIC)
     for index, (case, out) in enumerate(zip(BERNOULLI_BASIC, bern)):
-        name = _bernoulli_case(case)
+        name = describe_bernoulli_case(case)
         expect_tensor(out, what="bernoulli_log_likelihood", case=name, shape=(case["shape"][0],), dtype_kind="float")
         tol = FLOAT32_TOL if case.get("logits_dtype") == "float32" else FLOAT64_TOL
         expect_close(out, reference(f"bernoulli/{index}", out), what="bernoulli_log_likelihood", case=name, **tol)
     for index, (case, out) in enumerate(zip(CATEGORICAL_BASIC, cat)):
-        name = _categorical_case(case)
+        name = describe_categorical_case(case)
         expect_tensor(out, what="categorical_log_likelihood", case=name, shape=(case["batch"],), dtype_kind="float")
         tol = FLOAT32_TOL if case.get("logits_dtype") == "float32" else FLOAT64_TOL
         expect_close(out, reference(f"categorical/{index}", out), what="categorical_log_likelihood", case=name,

@@ -282,6 +282,25 @@ def fvsbn_sample(submission, *, dim, weight, bias, order, n, seed, repeat=False,
 
 
 # -- helpers that run in the grader's process --------------------------------------------------------------
+FLOAT64_TOL = dict(atol=1e-5, rtol=1e-5)  # float64 inputs: any summation order
+FLOAT32_TOL = dict(atol=1e-4, rtol=1e-5)  # float32 logits or models
+
+
+def describe_bernoulli_case(case):
+    """One line naming a ``q1.bernoulli_ll`` case (dtypes, shape, logit scale, extreme logits)."""
+    extreme = f", {case['extreme']:.0%} of the logits set to +-1e4" if case.get("extreme") else ""
+    return (f"x {case.get('x_dtype', 'float64')} of shape {tuple(case['shape'])}, "
+            f"logits {case.get('logits_dtype', 'float64')} ~ N(0, {case['scale']:g}^2){extreme}")
+
+
+def describe_categorical_case(case):
+    """One line naming a ``q1.categorical_ll`` case."""
+    rest = tuple(case["rest"])
+    extreme = f", {case['extreme']:.0%} of the logits set to +-1e4" if case.get("extreme") else ""
+    return (f"x int64 of shape {(case['batch'], *rest)} in 0..{case['num_values'] - 1}, logits "
+            f"{case.get('logits_dtype', 'float64')} of shape {(case['batch'], case['num_values'], *rest)}{extreme}")
+
+
 def binary_codes(samples):
     """Row index in ``all_binary`` of each binary sample (n, D), most significant bit first."""
     D = samples.shape[1]

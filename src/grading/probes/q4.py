@@ -147,45 +147,45 @@ def _train_batches(train, num_train, batch_size, seed):
     return list(train[:num_train][perm].split(batch_size))
 
 
+def _train_and_measure(model, train, test, *, seed, steps, batch_size, lr, num_train, before):
+    """``steps`` Adam steps (``src.train.train_steps``) on the first ``num_train`` training examples;
+    ``log_prob`` of ``test`` after (and, with ``before``, before) training, and the losses."""
+    from src.train import train_steps
+
+    out = {}
+    if before:
+        out["before"] = _log_probs_in_chunks(model, test)
+    out["losses"] = train_steps(model, _train_batches(train, num_train, batch_size, seed), steps=steps, lr=lr,
+                                seed=seed)
+    out["after"] = _log_probs_in_chunks(model, test)
+    return out
+
+
 @probe("made", fresh_process=True)
 def made_learning(submission, *, seed, steps, batch_size, lr, hidden_sizes, num_train, num_test, before=False):
     """Train ``MADE(784, hidden_sizes, 784)`` (one mask set, natural ordering, weights
     initialised after ``torch.manual_seed(seed)``) for ``steps`` Adam steps on the first
     ``num_train`` training images; return its ``log_prob`` ``(num_test,)`` of the first
     ``num_test`` test images (also before training, with ``before``) and the losses."""
-    from src.train import train_steps
-
     train, test = load_slice()
     train = train.reshape(train.shape[0], -1).float()
     test = test[:num_test].reshape(num_test, -1).float()
     torch.manual_seed(seed)
     model = submission.made.MADE(784, list(hidden_sizes), 784, num_masks=1, natural_ordering=True, seed=seed)
-    out = {}
-    if before:
-        out["before"] = _log_probs_in_chunks(model, test)
-    out["losses"] = train_steps(model, _train_batches(train, num_train, batch_size, seed), steps=steps, lr=lr,
-                                seed=seed)
-    out["after"] = _log_probs_in_chunks(model, test)
-    return out
+    return _train_and_measure(model, train, test, seed=seed, steps=steps, batch_size=batch_size, lr=lr,
+                              num_train=num_train, before=before)
 
 
 @probe("pixelcnn", fresh_process=True)
 def pixelcnn_learning(submission, *, seed, steps, batch_size, lr, channels, num_blocks, kernel_size, num_train,
                       num_test, before=False):
     """Train ``PixelCNN(1, 2, channels, num_blocks, kernel_size)`` (see ``made_learning``)."""
-    from src.train import train_steps
-
     train, test = load_slice()
     train, test = train.long(), test[:num_test].long()
     torch.manual_seed(seed)
     model = submission.pixelcnn.PixelCNN(1, 2, channels=channels, num_blocks=num_blocks, kernel_size=kernel_size)
-    out = {}
-    if before:
-        out["before"] = _log_probs_in_chunks(model, test)
-    out["losses"] = train_steps(model, _train_batches(train, num_train, batch_size, seed), steps=steps, lr=lr,
-                                seed=seed)
-    out["after"] = _log_probs_in_chunks(model, test)
-    return out
+    return _train_and_measure(model, train, test, seed=seed, steps=steps, batch_size=batch_size, lr=lr,
+                              num_train=num_train, before=before)
 
 
 # -- helpers that run in the grader's process --------------------------------------------------------------
