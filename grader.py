@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -86,17 +87,14 @@ def default_test_paths():
     return paths
 
 
-def results_folder_protectable(folder):
-    """Whether the results folder can be made root-only without locking the worker out of what it needs."""
-    import stat
-    import tempfile
-
-    folder = folder.resolve()
-    needed = [ROOT, Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent,
-              Path(tempfile.gettempdir()).resolve(), Path("/")]
-    if any(path == folder or path.is_relative_to(folder) for path in needed):
-        return False
-    return not folder.stat().st_mode & stat.S_IWOTH  # a shared folder such as /tmp stays as it is
+def reserve_results_file(path):
+    """An empty results file that only the grader's user may read or write, in place before any worker starts:
+    the worker's user can neither read nor replace it, and the final one replaces it atomically.  Its folder
+    keeps its permissions (other graders may be writing there)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 600
+    os.close(fd)
+    os.replace(temporary, path)
 
 
 class Progress:
@@ -132,13 +130,10 @@ def run(args, started, state):
     limits = privileges.Limits(memory_mb=args.memory_mb)
     launcher = state["launcher"] = privileges.make_launcher(limits, user=args.sandbox_user,
                                                             switch_user=not args.no_sandbox_user)
-    # Before any worker starts: staff files and the results folder become root-only.
-    protected = [ROOT / name for name in privileges.STAFF_PATHS]
+    # Before any worker starts: the staff files (until grading ends) and the results file become root-only.
+    launcher.protect([ROOT / name for name in privileges.STAFF_PATHS])
     if results_path is not None:
-        results_path.parent.mkdir(parents=True, exist_ok=True)
-        if launcher.privileged and results_folder_protectable(results_path.parent):
-            protected.append(results_path.parent)
-    launcher.protect(protected)
+        reserve_results_file(results_path)
 
     submission = Path(args.submission).resolve()
     paths = [Path(p).resolve() for p in args.tests] if args.tests else default_test_paths()

@@ -20,7 +20,8 @@ code; it calls ``launcher.kill_all(process)`` to end a worker.  Two launchers:
     it needs none, and every worker inherits it), so the student's code cannot
     send the hidden tests' inputs anywhere.  Before any
     worker starts, the staff-only paths (``hidden_tests/``, ``solution/``,
-    ``staff/``, ``staff_tests/``, ``.git/``) and the results folder become root-only, and the
+    ``staff/``, ``staff_tests/``, ``.git/``) become root-only until grading ends
+    (``permissions.py`` restores them, also after a grader that was killed), and the
     submission is copied (regular files only, never following links) into a
     fresh folder that this user can read but not change.  Ending a worker kills
     every process of that user: a helper forked from the grader drops to that
@@ -156,15 +157,23 @@ class PrivilegedLauncher(Launcher):
             self.limits.nproc = 64
         _become_subreaper()
         self.network_problem = _leave_network()
-        self.granted = self._grant_search()
-        self.kill_user_processes()  # leftovers of a grader that died
-        self.sandbox = Path(tempfile.mkdtemp(prefix="ps1-grader-"))
-        os.chmod(self.sandbox, 0o711)  # the user may enter, not list
-        self.home = self.sandbox / "home"
-        (self.home / "tmp").mkdir(parents=True)
-        for path in (self.home, self.home / "tmp"):
-            os.chown(path, self.uid, self.gid)
-            os.chmod(path, 0o700)
+        from .permissions import TemporaryPermissions
+
+        self.permissions = TemporaryPermissions(LOCK_DIR)
+        self.sandbox = None
+        try:
+            self.granted = self._grant_search()
+            self.kill_user_processes()  # leftovers of a grader that died
+            self.sandbox = Path(tempfile.mkdtemp(prefix="ps1-grader-"))
+            os.chmod(self.sandbox, 0o711)  # the user may enter, not list
+            self.home = self.sandbox / "home"
+            (self.home / "tmp").mkdir(parents=True)
+            for path in (self.home, self.home / "tmp"):
+                os.chown(path, self.uid, self.gid)
+                os.chmod(path, 0o700)
+        except BaseException:
+            self.cleanup()
+            raise
         self._copies = {}
 
     # -- the user -----------------------------------------------------------
@@ -196,40 +205,22 @@ class PrivilegedLauncher(Launcher):
                  else "; no network (a network namespace of its own)")
         if self.granted:
             text += ("; gave that user search (x) permission on " + ", ".join(self.granted)
-                     + " to reach Python and torch")
+                     + " to reach Python and torch, until grading ends")
         return text
 
     def _grant_search(self):
-        """Let the user reach the interpreter, its libraries and the grader's code.
+        """Let the user reach the interpreter, its libraries and the grader's code, until ``cleanup``.
 
         A folder on the way that the user cannot enter (typically ``/root``, 700, when
         Python was installed with pyenv there) gets search permission for that user
         only (an ACL, with ``setfacl``), or else for others (``o+x``: enter, not
-        list).  Files inside keep their own permissions.
+        list).  Files inside keep their own permissions.  ``permissions.py`` restores
+        the folders when the last grader that needs them ends.
         """
         needed = {Path(sys.executable), Path(os.path.realpath(sys.executable)), Path(sys.prefix),
                   Path(sys.base_prefix), Path(sys.exec_prefix), ROOT / "src" / "grading"}
         needed |= {Path(p) for p in sys.path if p and "-packages" in p and os.path.isdir(p)}
-        blocked = set()
-        for path in needed:
-            for folder in [*reversed(path.parents), path]:
-                try:
-                    info = os.stat(folder)
-                except OSError:
-                    break
-                if not stat.S_ISDIR(info.st_mode):
-                    continue
-                if info.st_mode & stat.S_IXOTH or info.st_uid == self.uid or (
-                        info.st_gid == self.gid and info.st_mode & stat.S_IXGRP):
-                    continue
-                blocked.add(folder)
-        setfacl = shutil.which("setfacl", path=SAFE_PATH)
-        for folder in sorted(blocked):
-            done = setfacl and subprocess.run([setfacl, "-m", f"u:{self.uid}:x", str(folder)],
-                                              capture_output=True).returncode == 0
-            if not done:
-                os.chmod(folder, os.stat(folder).st_mode | stat.S_IXOTH)
-        return [str(folder) for folder in sorted(blocked)]
+        return self.permissions.grant_search(sorted(needed), self.uid, self.gid)
 
     # -- files --------------------------------------------------------------
     def prepare_submission(self, submission_dir):
@@ -241,16 +232,9 @@ class PrivilegedLauncher(Launcher):
         return self._copies[source]
 
     def protect(self, paths):
-        """Make each existing path root-only (folders 700, files 600), before any worker starts."""
-        for path in paths:
-            path = Path(path)
-            try:
-                mode = path.lstat().st_mode
-            except FileNotFoundError:
-                continue
-            if stat.S_ISLNK(mode):
-                continue
-            os.chmod(path, 0o700 if stat.S_ISDIR(mode) else 0o600)
+        """Make each existing path root-only (folders 700, files 600) until ``cleanup``, before any worker
+        starts."""
+        self.permissions.make_root_only(paths)
 
     def popen_kwargs(self):
         env = {"PATH": SAFE_PATH, "HOME": str(self.home), "TMPDIR": str(self.home / "tmp"),
@@ -281,10 +265,14 @@ class PrivilegedLauncher(Launcher):
         return not user_processes(self.uid)
 
     def cleanup(self):
-        self.kill_user_processes()
-        _reap_orphans()
-        shutil.rmtree(self.sandbox, ignore_errors=True)
-        _remove_owned_by(self.uid, SHARED_TEMP_FOLDERS)  # what the student's code left in /tmp and the like
+        try:
+            self.kill_user_processes()
+            _reap_orphans()
+            if self.sandbox is not None:
+                shutil.rmtree(self.sandbox, ignore_errors=True)
+            _remove_owned_by(self.uid, SHARED_TEMP_FOLDERS)  # what the student's code left in /tmp and the like
+        finally:
+            self.permissions.restore()  # only now that nothing of the worker's user runs any more
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
