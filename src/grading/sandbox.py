@@ -181,6 +181,42 @@ def describe_call(probe, kwargs):
     return text if len(text) <= 240 else text[:237] + "..."
 
 
+def _ending(returncode):
+    """``exit status 1`` or ``signal 11: SIGSEGV, segmentation fault``."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    return f"signal {-returncode}" + (f": {SIGNAL_NAMES[-returncode]}" if -returncode in SIGNAL_NAMES else "")
+
+
+def _last_lines(text, lines=15, limit=1200):
+    """The end of ``text``: whole lines only, at most ``limit`` characters (the last line may be cut at its
+    start, never at its end, where an error message says what happened)."""
+    kept = []
+    for line in reversed(text.strip().splitlines()):
+        if kept and (len(kept) == lines or sum(map(len, kept)) + len(line) > limit):
+            break
+        kept.append(line if len(line) <= limit else "..." + line[-limit:])
+    return "\n".join(reversed(kept))
+
+
+def _start_failure(hello, returncode, seconds, limit_s, output):
+    """What went wrong when the worker did not say hello: exited (how, after how long), went silent, or sent
+    something else; the first line ends with the worker's last line of output, the lines before it follow."""
+    if returncode is not None:
+        head = f"the worker exited during start-up after {seconds:.1f} s ({_ending(returncode)})"
+    elif hello is None:
+        head = f"the worker did not start within {seconds:.0f} s (the limit is {limit_s:g} s; a very busy machine?)"
+    elif isinstance(hello, BaseException):
+        head = f"the worker stopped answering during start-up after {seconds:.1f} s ({type(hello).__name__}: {hello})"
+    else:
+        head = f"the worker sent {str(hello)[:80]!r} instead of its hello after {seconds:.1f} s"
+    tail = _last_lines(output)
+    if not tail:
+        return head + "; it printed nothing"
+    last = tail.splitlines()[-1]
+    return f"{head}: {last}" + (f"\nits last lines:\n{tail}" if "\n" in tail else "")
+
+
 class Worker:
     """One worker process for one submission folder, restarted after a failure."""
 
@@ -248,10 +284,14 @@ class Worker:
         except queue.Empty:
             hello = None
         if not (isinstance(hello, dict) and isinstance(hello.get("hello"), dict)):
+            seconds = time.monotonic() - self._started_at
+            try:
+                returncode = process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                returncode = None
             output = self._output.text()
             self.stop()
-            raise GraderError(f"the worker process did not start within {self.start_timeout_s:g} s ({hello!r})"
-                              + (f"; its output:\n{output[-1500:]}" if output else ""))
+            raise GraderError(_start_failure(hello, returncode, seconds, self.start_timeout_s, output))
         self._hello = self.hello = hello["hello"]
         baseline = self.hello.get("memory", {}).get("rss_kb")
         threading.Thread(target=self._watch_memory, args=(process, baseline), daemon=True).start()
@@ -433,12 +473,7 @@ class Worker:
         if memory:
             raise StudentCodeError(f"{doing}: memory limit ({self.memory_mb} MB) exceeded; the process running your "
                                    "code was stopped", kind="memory")
-        if returncode is None:
-            how = "it closed its channel to the grader"
-        elif returncode >= 0:
-            how = f"exit status {returncode}"
-        else:
-            how = f"signal {-returncode}" + (f": {SIGNAL_NAMES[-returncode]}" if -returncode in SIGNAL_NAMES else "")
+        how = _ending(returncode) if returncode is not None else "it closed its channel to the grader"
         hint = f" (over the memory limit of {self.memory_mb} MB?)" if returncode in (-9, 137) else ""
         head = f"{where}: the process running your code ended ({how}){hint} while running {doing}" if where else \
             f"{doing}: the process running your code ended ({how}){hint}"
