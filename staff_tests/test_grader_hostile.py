@@ -18,7 +18,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -100,9 +102,10 @@ class Run:
                 f"\n--- stderr\n{self.stderr[-3000:]}")
 
 
-def grade(name, workdir, *args, results=None, grader=ROOT / "grader.py", user=None, after=None, timeout=300):
+def grade(name, workdir, *args, results=None, grader=ROOT / "grader.py", user=None, after=None, timeout=300,
+          python=sys.executable):
     results = Path(results or Path(workdir) / name / "results" / "results.json")
-    command = [sys.executable, str(grader), *map(str, args), "--results", str(results)]
+    command = [str(python), str(grader), *map(str, args), "--results", str(results)]
     if user:
         command = ["runuser", "-u", user, "--", *command]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -364,9 +367,9 @@ def test_forgery_secrets_tampering_and_daemons_get_nothing(runs):
     import hashlib
 
     assert not Path("/tmp/ps1-hostile-" + hashlib.sha1(str(run.results_path).encode()).hexdigest()[:12]).exists()
-    assert (run.results_path.parent.stat().st_mode & 0o777) == 0o700  # root-only while grading
-    for secret in ("hidden_tests", "solution", "staff", "staff_tests"):
-        assert (runs["_staff_copy"] / secret).stat().st_mode & 0o077 == 0, secret
+    assert (run.results_path.parent.stat().st_mode & 0o777) == 0o755  # the file was protected, not its folder
+    for secret in ("hidden_tests", "solution", "staff", "staff_tests"):  # root-only while grading, then restored
+        assert (runs["_staff_copy"] / secret).stat().st_mode & 0o777 == 0o755, secret
 
 
 @pytest.mark.skipif(not IS_ROOT or not shutil.which("runuser"), reason="needs root to start a non-root grader")
@@ -399,6 +402,145 @@ def test_bad_command_line_exits_2_with_valid_results(runs):
     assert len(run.results["tests"]) == len(coding) and run.results["score"] == 0
 
 
+class _UnreadableLimits(privileges.Limits):
+    def as_argument(self):
+        return "{not json"  # the worker fails at start-up, reading its limits
+
+
+def test_worker_start_up_failure_says_what_happened_and_when():
+    from src.grading import sandbox
+
+    started = time.monotonic()
+    with pytest.raises(privileges.GraderError) as failure:
+        sandbox.Worker(ROOT / "solution", 5, privileges.Launcher(_UnreadableLimits())).start()
+    message = str(failure.value)
+    first_line = message.splitlines()[0]
+    assert re.match(r"the worker exited during start-up after \d+\.\d s \(exit status 1\): "
+                    r"json\.decoder\.JSONDecodeError: Expecting property name", first_line), message
+    assert message.endswith("(char 1)") and "Traceback" not in first_line, message  # its last line, whole
+    assert time.monotonic() - started < 60
+
+
 def test_staff_time_budget(runs):
     slowest = max((run for run in runs.values() if isinstance(run, Run)), key=lambda run: run.seconds)
     assert slowest.seconds < 170, slowest
+
+
+# -- graders side by side ------------------------------------------------------
+def _permissions(paths):
+    """Mode and ACL (getfacl) of each path."""
+    getfacl = shutil.which("getfacl")
+    return {str(path): (stat.S_IMODE(os.stat(path).st_mode),
+                        subprocess.run([getfacl, "--absolute-names", "--omit-header", str(path)], capture_output=True,
+                                       text=True).stdout) for path in paths}
+
+
+def _locked_python(workdir):
+    """A virtual environment (with this interpreter's packages) inside a folder only root may enter."""
+    import site
+
+    locked = Path(workdir) / "root-only"
+    locked.mkdir(mode=0o700)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(locked / "venv")], check=True)
+    packages = next((locked / "venv" / "lib").glob("python3*")) / "site-packages"
+    (packages / "outer.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return locked, locked / "venv" / "bin" / "python"
+
+
+@pytest.mark.skipif(not IS_ROOT or not shutil.which("getfacl"), reason="needs root and getfacl (apt-get install acl)")
+def test_graders_side_by_side_score_as_alone_and_leave_permissions_as_found(runs):
+    """Three graders at once in sibling copies, one results folder for all, Python behind a root-only folder, and a
+    fourth grader stopped with SIGTERM in the first copy: same scores as alone (the scenarios of ``runs``), and
+    every folder and file involved has the same mode and ACL afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="ps1-side-by-side-"))
+    try:
+        os.chmod(workdir, 0o755)
+        locked, python = _locked_python(workdir)
+        copies = [grader_copy(workdir, f"copy{i}") for i in range(3)]
+        shared = workdir / "results"
+        shared.mkdir()
+        submissions = {"solution": ROOT / "solution", "stubs": ROOT / "submission",
+                       "import_exit": compose("import_exit", workdir)}
+        selections = {"solution": SELECT, "stubs": ["1a-0-basic", "1b", "2a", "3a"], "import_exit": SELECT}
+        involved = [*Path(workdir).parents, *(Path(folder) for folder, _, _ in os.walk(workdir)),
+                    *(path for copy in copies for path in copy.rglob("*"))]
+        before = _permissions(involved)
+
+        def side_by_side(name, copy):
+            suite = copy / "staff_tests" / "grader_suite" / "suite_basic.py"
+            return grade(name, workdir, *selections[name], "--tests", suite, "--submission", submissions[name],
+                         results=shared / f"{name}.json", grader=copy / "grader.py", python=python)
+
+        def stopped():
+            suite = copies[0] / "staff_tests" / "grader_suite" / "suite_basic.py"
+            command = [str(python), str(copies[0] / "grader.py"), *SELECT, "--tests", str(suite), "--submission",
+                       str(ROOT / "solution"), "--results", str(shared / "stopped.json")]
+            process = subprocess.Popen(command, cwd=copies[0], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True)
+            lines = []
+            for line in process.stdout:  # stopped once it grades, with its worker running
+                lines.append(line)
+                if line.startswith("[ 1/"):
+                    process.send_signal(signal.SIGTERM)
+                    break
+            lines.append(process.communicate(timeout=120)[0])
+            return process.returncode, "".join(lines)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            futures = {name: pool.submit(side_by_side, name, copy) for name, copy in zip(submissions, copies)}
+            stop = pool.submit(stopped)
+            done = {name: future.result() for name, future in futures.items()}
+            status, stop_output = stop.result()
+        after = _permissions(involved)
+        for name, run in done.items():
+            _check_common(run)
+            assert str(locked) in run.stdout.split("gave that user search (x) permission on", 1)[-1], run
+            assert _scores(run) == _scores(runs[name]), f"{name}: {_scores(run)} side by side, {_scores(runs[name])} " \
+                                                        f"alone\n{run}"
+        assert status == 1 and "grading was stopped (SIGTERM" in stop_output, stop_output
+        changed = {path: (before[path], after[path]) for path in before if before[path] != after[path]}
+        assert changed == {}, changed
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the journal is root's")
+def test_permission_journal_restores_after_the_last_holder_even_if_killed(tmp_path):
+    from src.grading.permissions import TemporaryPermissions
+
+    locks, staff, locked = tmp_path / "locks", tmp_path / "staff", tmp_path / "locked"
+    staff.mkdir(mode=0o755)
+    locked.mkdir(mode=0o700)
+    (locked / "python").mkdir()
+    hold = ("import sys; from src.grading.permissions import TemporaryPermissions; "
+            "changes = TemporaryPermissions(sys.argv[1]); changes.make_root_only([sys.argv[2]]); print('held', "
+            "flush=True); sys.stdin.readline(); changes.restore()")
+
+    def holder():
+        process = subprocess.Popen([sys.executable, "-c", hold, str(locks), str(staff)], cwd=ROOT,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline() == "held\n"
+        return process
+
+    first, second = holder(), holder()
+    assert stat.S_IMODE(staff.stat().st_mode) == 0o700
+    first.communicate("\n", timeout=30)
+    assert stat.S_IMODE(staff.stat().st_mode) == 0o700  # the second grader still relies on it
+    second.kill()
+    second.wait()
+    TemporaryPermissions(locks).make_root_only([])  # the next grader restores what the killed one held
+    assert stat.S_IMODE(staff.stat().st_mode) == 0o755
+
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    on_the_way = [locked, *locked.parents]  # tmp_path's parents are root-only too
+    acl_before = _permissions(on_the_way) if shutil.which("getfacl") else None
+    changes = TemporaryPermissions(locks)
+    assert str(locked) in changes.grant_search([locked / "python"], nobody.pw_uid, nobody.pw_gid)
+    if shutil.which("runuser"):
+        assert subprocess.run(["runuser", "-u", "nobody", "--", "ls", str(locked / "python")]).returncode == 0
+    changes.restore()
+    assert stat.S_IMODE(locked.stat().st_mode) == 0o700
+    if acl_before is not None:
+        assert _permissions(on_the_way) == acl_before

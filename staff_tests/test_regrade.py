@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 from conftest import ROOT, validate_results
