@@ -38,6 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "release"))
 import collect_submission  # noqa: E402  (the collection that Gradescope runs, reused as it is)
 
+sys.path.insert(0, str(ROOT))
+from src.grading.report import _first_line as first_line  # noqa: E402  (as the printed report shortens messages)
+
 METADATA = "submission_metadata.yml"
 MAX_UPLOAD_ZIP_BYTES = 100 * 2**20
 GRADER_TIMEOUT_S = 1800  # run_autograder's PS1_GRADER_TIMEOUT
@@ -264,18 +267,11 @@ def write_item_analysis(path, results, manifest):
             tests = rows[test_id]
             maximum = float(tests[0].get("max_score") or 0)
             lost = [t for t in tests if float(t.get("score") or 0) < maximum]
-            messages = collections.Counter(_short_message(t.get("output", "")) for t in lost)
+            messages = collections.Counter(first_line(str(t.get("output", ""))) or "(no message)" for t in lost)
             message, times = messages.most_common(1)[0] if messages else ("", 0)
             mean = sum(float(t.get("score") or 0) for t in tests) / len(tests)
             writer.writerow([test_id, test_id.split("-")[0], f"{maximum:g}", len(tests), len(lost), f"{mean:.3f}",
                              message, times or ""])
-
-
-def _short_message(text, width=100):
-    """The first line of a test's message, at most ``width`` characters."""
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    line = lines[0] if lines else "(no message)"
-    return line if len(line) <= width else line[:width - 3] + "..."
 
 
 def write_histogram(path, results, manifest):
@@ -283,6 +279,7 @@ def write_histogram(path, results, manifest):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     graded = {str(t.get("number")) for data in results.values() for t in data.get("tests", [])}
     maximum = sum(t["points"] for test_id, t in manifest["tests"].items()
@@ -294,6 +291,7 @@ def write_histogram(path, results, manifest):
     axes.axvline(maximum, color="tab:red", linestyle="--", label=f"maximum {maximum:g} (extra credit above)")
     axes.set_xlabel("autograded score")
     axes.set_ylabel("submissions")
+    axes.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_title(f"{len(scores)} submissions; mean {sum(scores) / max(len(scores), 1):.2f}")
     axes.legend()
     figure.tight_layout()
