@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "release"))
 import collect_submission  # noqa: E402  (the collection that Gradescope runs, reused as it is)
 
 sys.path.insert(0, str(ROOT))
+from src.grading.privileges import USER_POOL_SIZE  # noqa: E402
 from src.grading.report import _first_line as first_line  # noqa: E402  (as the printed report shortens messages)
 
 METADATA = "submission_metadata.yml"
@@ -57,15 +58,16 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, required=True, help="folder for the results, CSVs and histogram")
     parser.add_argument("--jobs", type=int, default=default_jobs(),
                         help=f"submissions graded at once (default {default_jobs()}: half the cores, as each grade "
-                             "is a grader process plus a single-threaded worker)")
+                             "is a grader process plus a single-threaded worker; at most one per sandbox user)")
     parser.add_argument("--force", action="store_true", help="grade again the submissions already graded")
     parser.add_argument("--only", nargs="+", default=[], metavar="ID", help="question or test ids for grader.py")
     return parser.parse_args(argv)
 
 
 def default_jobs():
+    """Half the cores, at most one grader per sandbox user of the pool (as root each grader takes one)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // 2)
+    return max(1, min(cores // 2, USER_POOL_SIZE))
 
 
 # -- reading the export ---------------------------------------------------------------------------------------------
