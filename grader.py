@@ -4,17 +4,17 @@
     python grader.py                          # grade submission/: every public (and hidden) test
     python grader.py 2a                       # one question; several are allowed: 2a 2b 3a
     python grader.py 2a-0-basic               # one test
-    python grader.py --submission solution    # grade another folder (solution/: the reference)
+    python grader.py --submission FOLDER      # grade the .py files of another folder
     python grader.py -v                       # print every failure in full (with your traceback)
     python grader.py --results results.json   # also write Gradescope's results.json
 
-It runs the graded pytest tests of ``tests/`` (and, where present, of
-``hidden_tests/`` and ``tests/hidden/``) through the grader's pytest plugin.
-Your code runs in a separate worker process with a time and a memory limit;
-when the grader runs as root (Gradescope) that process runs as an unprivileged
-user of its own.  Hidden tests whose expected values are not in your copy still
-run your code (so a crash or a time-out shows), and their points show as ???.
-Written questions are graded by hand and never scored here.
+It runs the graded pytest tests of ``tests/`` (with the hidden tests of
+``tests/hidden/``) through the grader's pytest plugin.  Your code runs in a
+separate worker process with a time and a memory limit; when the grader runs as
+root (Gradescope) that process runs as an unprivileged user of its own.  Hidden
+tests whose expected values are not in your copy still run your code (so a crash
+or a time-out shows); their points show as ? ("ran without crashing; scored on
+Gradescope").  Written questions are graded by hand and never scored here.
 
 Exit status: 0 when grading completed (whatever the score), 1 when the grader
 itself failed, 2 for a bad command line.  With ``--results`` the results file
@@ -33,6 +33,25 @@ MANIFEST = ROOT / "tests" / "points.json"
 HEAVY_MODULES = ("torchvision", "matplotlib", "PIL", "pandas", "scipy", "sklearn", "IPython")
 
 
+# BEGIN STAFF ONLY (tools/build_release.py leaves these lines out of the students' grader.py)
+STAFF_EPILOG = """
+Staff (the students' copy has neither these lines nor the staff options):
+    python grader.py --submission solution    # the reference: full marks
+    python grader.py --stats stats.json       # timing and memory (tools/benchmark_grader.py)
+Hidden tests run from hidden_tests/, with their expected values in hidden_tests/fixtures/expected.pt.
+"""
+
+
+def add_staff_options(parser):
+    staff = parser.add_argument_group("staff")
+    staff.add_argument("--tests", action="append", help="test folders or files to run instead of the default ones")
+    staff.add_argument("--sandbox-user", help="as root: run the worker as this (existing) user")
+    staff.add_argument("--no-sandbox-user", action="store_true", help="as root: do not switch user (unsafe)")
+    staff.add_argument("--stats", help="write timing and memory statistics (JSON) here (tools/benchmark_grader.py)")
+    parser.epilog += STAFF_EPILOG
+
+
+# END STAFF ONLY
 def parse_args(argv):
     parser = argparse.ArgumentParser(description="Grade Problem Set 1 (autoregressive models).",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -53,11 +72,10 @@ def parse_args(argv):
                         help="seconds that all calls into your code may take together (default 420; with the "
                              "restarts after time-outs a grade then ends within about 9 minutes: give Gradescope's "
                              "autograder a time-out of 15 minutes)")
-    staff = parser.add_argument_group("staff")
-    staff.add_argument("--tests", action="append", help="test folders or files to run instead of the default ones")
-    staff.add_argument("--sandbox-user", help="as root: run the worker as this (existing) user")
-    staff.add_argument("--no-sandbox-user", action="store_true", help="as root: do not switch user (unsafe)")
-    staff.add_argument("--stats", help="write timing and memory statistics (JSON) here (tools/benchmark_grader.py)")
+    parser.set_defaults(tests=None, sandbox_user=None, no_sandbox_user=False, stats=None)
+    # BEGIN STAFF ONLY
+    add_staff_options(parser)
+    # END STAFF ONLY
     return parser.parse_args(argv)
 
 
@@ -81,8 +99,10 @@ def resolve_selection(manifest, select):
 
 def default_test_paths():
     paths = [ROOT / "tests"]  # includes tests/hidden/ (the hidden tests' runners in the students' copy)
+    # BEGIN STAFF ONLY
     if (ROOT / "hidden_tests").is_dir():
         paths.append(ROOT / "hidden_tests")  # staff / Gradescope copy, with the expected values
+    # END STAFF ONLY
     return paths
 
 
@@ -132,8 +152,8 @@ def run(args, started, state):
     limits = privileges.Limits(memory_mb=args.memory_mb)
     launcher = state["launcher"] = privileges.make_launcher(limits, user=args.sandbox_user,
                                                             switch_user=not args.no_sandbox_user)
-    # Before any worker starts: staff files and the results folder become root-only.
-    protected = [ROOT / name for name in privileges.STAFF_PATHS]
+    # Before any worker starts: the grader's private folders and the results folder become root-only.
+    protected = [ROOT / name for name in privileges.PROTECTED_PATHS]
     if results_path is not None:
         results_path.parent.mkdir(parents=True, exist_ok=True)
         if launcher.privileged and results_folder_protectable(results_path.parent):
@@ -159,7 +179,7 @@ def run(args, started, state):
     shown = submission.relative_to(ROOT) if submission.is_relative_to(ROOT) else submission
     print(f"Grading {shown}/ ({'question(s) ' + ' '.join(selection) if selection else 'all questions'}); "
           "your code runs in a separate process with time and memory limits", flush=True)
-    if args.verbose or launcher.privileged:  # as root (Gradescope, staff): who runs it, and whether it has network
+    if args.verbose or launcher.privileged:  # as root (Gradescope, TAs): who runs it, and whether it has network
         print(f"({launcher.describe()})", flush=True)
     pytest_args = [*map(str, paths), "-p", "src.grading.plugin", "-p", "no:cacheprovider", "-p", "no:terminal",
                    "-p", "no:stepwise", "--continue-on-collection-errors", "--import-mode=importlib", "--rootdir", str(ROOT),
@@ -209,7 +229,7 @@ def emergency_results(state, error_text, seconds):
     except BaseException:
         pass
     return {"score": 0.0, "execution_time": round(seconds, 3), "tests": tests,
-            "output": "The autograder itself failed (not your code); please tell the staff.\n" + error_text[-3000:]}
+            "output": "The autograder itself failed (not your code); please tell your TAs.\n" + error_text[-3000:]}
 
 
 def write_stats(args, state, started):
@@ -232,7 +252,7 @@ def write_stats(args, state, started):
 
 
 def _terminate(signum, frame):
-    """SIGTERM (e.g. from ``timeout`` in run_autograder): stop like Ctrl-C, so that the workers are killed and
+    """SIGTERM (e.g. from ``timeout`` on Gradescope): stop like Ctrl-C, so that the workers are killed and
     results.json is still written."""
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 

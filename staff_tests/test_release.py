@@ -107,6 +107,66 @@ def test_student_bundle_is_exactly_the_student_tree(bundles, manifest):
         assert word not in readme, f"the student README mentions {word!r}"
 
 
+def staff_only_names():
+    """What the student bundle must never name: staff-only folders, options and documents, and the file name of
+    every staff script (tools/ and release/, read from the repository; a .py script also by its module name)."""
+    names = ["solution/", "--impl", "hidden_tests", "staff", "tools/", "release/", ".ci/", "answer key",
+             "answer-key"]
+    for folder in ("tools", "release"):
+        for path in sorted((ROOT / folder).iterdir()):
+            if path.is_file():
+                names += [path.name, path.stem] if path.suffix == ".py" else [path.name]
+    return names
+
+
+HELP_SCRIPT = r"""
+import argparse, contextlib, io, json, sys
+sys.path.insert(0, ".")
+import grader
+from src import cli
+
+def shown(call, argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            call(argv)
+        except SystemExit:
+            pass
+    return out.getvalue()
+
+texts = {"python grader.py -h": shown(grader.main, ["-h"]), "python -m src -h": shown(cli.main, ["-h"])}
+for action in cli.build_parser()._actions:
+    if isinstance(action, argparse._SubParsersAction):
+        for command in action.choices:
+            texts[f"python -m src {command} -h"] = shown(cli.main, [command, "-h"])
+print(json.dumps(texts))
+"""
+
+
+def test_student_bundle_names_nothing_of_the_staff(bundles):
+    """No staff-only name in any text file of the student bundle, nor in any help it prints (grader.py -h,
+    python -m src -h and every subcommand's -h, run from the unpacked bundle in one process: about 10 s)."""
+    import re
+
+    pattern = re.compile("|".join(re.escape(name).replace(r"\ ", r"\s+") for name in staff_only_names()),
+                         re.IGNORECASE)
+    found = []
+    with zipfile.ZipFile(bundles.student_zip) as zf:
+        for name in zf.namelist():
+            payload = zf.read(name)
+            if b"\0" in payload[:8192]:
+                continue
+            text = payload.decode("utf-8", errors="replace")
+            for number, line in enumerate(text.splitlines(), 1):
+                found += [f"{name}:{number}: {match.group(0)!r} in {line.strip()[:120]!r}"
+                          for match in pattern.finditer(line)]
+    helps = json.loads(run([sys.executable, "-c", HELP_SCRIPT], cwd=bundles.student_dir, timeout=300).stdout)
+    assert len(helps) > 3 and all("usage:" in text for text in helps.values()), helps
+    for command, text in helps.items():
+        found += [f"{command}: {match.group(0)!r}" for match in pattern.finditer(text)]
+    assert not found, "the student bundle names staff-only things:\n  " + "\n  ".join(found)
+
+
 def test_autograder_bundle_has_what_gradescope_needs(bundles):
     with zipfile.ZipFile(bundles.autograder_zip) as zf:
         infos = {info.filename: info for info in zf.infolist()}

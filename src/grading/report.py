@@ -255,9 +255,9 @@ def fallback_results(manifest, error_text, execution_time=0.0, selection=None):
         tests.append({"name": f"{test_id} {title}".strip(), "number": test_id, "score": 0.0,
                       "max_score": float(test.get("points", 0.0)), "status": "failed",
                       "visibility": "after_published" if test_id.endswith("-hidden") else "visible",
-                      "output": "not graded: the autograder itself failed (not your code); please tell the staff"})
+                      "output": "not graded: the autograder itself failed (not your code); please tell your TAs"})
     return {"score": 0.0, "execution_time": round(max(execution_time, 0.0), 3),
-            "output": "The autograder itself failed (not your code), so nothing was graded; please tell the staff.\n"
+            "output": "The autograder itself failed (not your code), so nothing was graded; please tell your TAs.\n"
                       + str(error_text)[-3000:], "tests": tests}
 
 
