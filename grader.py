@@ -177,10 +177,11 @@ def run(args, started, state):
     import pytest
 
     shown = submission.relative_to(ROOT) if submission.is_relative_to(ROOT) else submission
+    # as root (Gradescope, TAs) or with -v: who runs the student's code, and whether it has network
+    isolation = launcher.describe() if args.verbose or launcher.privileged else \
+        "your code runs in a separate process with time and memory limits"
     print(f"Grading {shown}/ ({'question(s) ' + ' '.join(selection) if selection else 'all questions'}); "
-          "your code runs in a separate process with time and memory limits", flush=True)
-    if args.verbose or launcher.privileged:  # as root (Gradescope, TAs): who runs it, and whether it has network
-        print(f"({launcher.describe()})", flush=True)
+          f"{isolation}", flush=True)
     pytest_args = [*map(str, paths), "-p", "src.grading.plugin", "-p", "no:cacheprovider", "-p", "no:terminal",
                    "-p", "no:stepwise", "--continue-on-collection-errors", "--import-mode=importlib", "--rootdir", str(ROOT),
                    "--submission", str(submission), "--worker-timeout", str(args.timeout)]

@@ -218,7 +218,7 @@ def format_report(summary, verbose=False):
     for warning in summary.warnings:
         out.append(f"warning: {warning}")
     for problem in summary.problems:
-        out.append(f"GRADER PROBLEM (not your code): {_first_line(problem)}")
+        out.extend(_wrapped(f"GRADER PROBLEM (not your code): {_first_line(problem)}", "", "    "))
     return "\n".join(out)
 
 
