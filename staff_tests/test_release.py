@@ -167,6 +167,19 @@ def test_student_bundle_names_nothing_of_the_staff(bundles):
     assert not found, "the student bundle names staff-only things:\n  " + "\n  ".join(found)
 
 
+def test_student_version_drops_staff_blocks():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import build_release
+
+    text = b"a = 1\n# BEGIN STAFF ONLY\nb = 2\n# END STAFF ONLY\nc = 3\n% BEGIN STAFF ONLY\n% END STAFF ONLY\n"
+    assert build_release.student_version("x.py", text) == b"a = 1\nc = 3\n"
+    assert build_release.student_version("x.bin", b"\0 BEGIN STAFF ONLY") == b"\0 BEGIN STAFF ONLY"
+    for broken in (b"# BEGIN STAFF ONLY\nb = 2\n", b"b = 2\n# END STAFF ONLY\n",
+                   b"# BEGIN STAFF ONLY\n# BEGIN STAFF ONLY\n# END STAFF ONLY\n"):
+        with pytest.raises(build_release.BuildError, match="x.py:"):
+            build_release.student_version("x.py", broken)
+
+
 def test_autograder_bundle_has_what_gradescope_needs(bundles):
     with zipfile.ZipFile(bundles.autograder_zip) as zf:
         infos = {info.filename: info for info in zf.infolist()}
