@@ -4,17 +4,17 @@
     python grader.py                          # grade submission/: every public (and hidden) test
     python grader.py 2a                       # one question; several are allowed: 2a 2b 3a
     python grader.py 2a-0-basic               # one test
-    python grader.py --submission solution    # grade another folder (solution/: the reference)
+    python grader.py --submission FOLDER      # grade the .py files of another folder
     python grader.py -v                       # print every failure in full (with your traceback)
     python grader.py --results results.json   # also write Gradescope's results.json
 
-It runs the graded pytest tests of ``tests/`` (and, where present, of
-``hidden_tests/`` and ``tests/hidden/``) through the grader's pytest plugin.
-Your code runs in a separate worker process with a time and a memory limit;
-when the grader runs as root (Gradescope) that process runs as an unprivileged
-user of its own.  Hidden tests whose expected values are not in your copy still
-run your code (so a crash or a time-out shows), and their points show as ???.
-Written questions are graded by hand and never scored here.
+It runs the graded pytest tests of ``tests/`` (with the hidden tests of
+``tests/hidden/``) through the grader's pytest plugin.  Your code runs in a
+separate worker process with a time and a memory limit; when the grader runs as
+root (Gradescope) that process runs as an unprivileged user of its own.  Hidden
+tests whose expected values are not in your copy still run your code (so a crash
+or a time-out shows); their points show as ? ("ran without crashing; scored on
+Gradescope").  Written questions are graded by hand and never scored here.
 
 Exit status: 0 when grading completed (whatever the score), 1 when the grader
 itself failed, 2 for a bad command line.  With ``--results`` the results file
@@ -34,6 +34,25 @@ MANIFEST = ROOT / "tests" / "points.json"
 HEAVY_MODULES = ("torchvision", "matplotlib", "PIL", "pandas", "scipy", "sklearn", "IPython")
 
 
+# BEGIN STAFF ONLY (tools/build_release.py leaves these lines out of the students' grader.py)
+STAFF_EPILOG = """
+Staff (the students' copy has neither these lines nor the staff options):
+    python grader.py --submission solution    # the reference: full marks
+    python grader.py --stats stats.json       # timing and memory (tools/benchmark_grader.py)
+Hidden tests run from hidden_tests/, with their expected values in hidden_tests/fixtures/expected.pt.
+"""
+
+
+def add_staff_options(parser):
+    staff = parser.add_argument_group("staff")
+    staff.add_argument("--tests", action="append", help="test folders or files to run instead of the default ones")
+    staff.add_argument("--sandbox-user", help="as root: run the worker as this (existing) user")
+    staff.add_argument("--no-sandbox-user", action="store_true", help="as root: do not switch user (unsafe)")
+    staff.add_argument("--stats", help="write timing and memory statistics (JSON) here (tools/benchmark_grader.py)")
+    parser.epilog += STAFF_EPILOG
+
+
+# END STAFF ONLY
 def parse_args(argv):
     parser = argparse.ArgumentParser(description="Grade Problem Set 1 (autoregressive models).",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -54,11 +73,10 @@ def parse_args(argv):
                         help="seconds that all calls into your code may take together (default 420; with the "
                              "restarts after time-outs a grade then ends within about 9 minutes: give Gradescope's "
                              "autograder a time-out of 15 minutes)")
-    staff = parser.add_argument_group("staff")
-    staff.add_argument("--tests", action="append", help="test folders or files to run instead of the default ones")
-    staff.add_argument("--sandbox-user", help="as root: run the worker as this (existing) user")
-    staff.add_argument("--no-sandbox-user", action="store_true", help="as root: do not switch user (unsafe)")
-    staff.add_argument("--stats", help="write timing and memory statistics (JSON) here (tools/benchmark_grader.py)")
+    parser.set_defaults(tests=None, sandbox_user=None, no_sandbox_user=False, stats=None)
+    # BEGIN STAFF ONLY
+    add_staff_options(parser)
+    # END STAFF ONLY
     return parser.parse_args(argv)
 
 
@@ -82,8 +100,10 @@ def resolve_selection(manifest, select):
 
 def default_test_paths():
     paths = [ROOT / "tests"]  # includes tests/hidden/ (the hidden tests' runners in the students' copy)
+    # BEGIN STAFF ONLY
     if (ROOT / "hidden_tests").is_dir():
         paths.append(ROOT / "hidden_tests")  # staff / Gradescope copy, with the expected values
+    # END STAFF ONLY
     return paths
 
 
@@ -110,7 +130,7 @@ class Progress:
             if result is None:
                 text = "not graded"
             elif result.status == "unknown":
-                text = "ran; score ??? (hidden expected values not in this copy)"
+                text = f"ran without crashing  ?/{result.max_score:g} (scored on Gradescope)"
             else:
                 score = "?" if result.score is None else f"{result.score:g}"
                 text = f"{'passed' if result.status == 'passed' else 'FAILED'}  {score}/{result.max_score:g}"
@@ -130,8 +150,9 @@ def run(args, started, state):
     limits = privileges.Limits(memory_mb=args.memory_mb)
     launcher = state["launcher"] = privileges.make_launcher(limits, user=args.sandbox_user,
                                                             switch_user=not args.no_sandbox_user)
-    # Before any worker starts: the staff files (until grading ends) and the results file become root-only.
-    launcher.protect([ROOT / name for name in privileges.STAFF_PATHS])
+    # Before any worker starts: the grader's private folders (until grading ends) and the results file
+    # become root-only.
+    launcher.protect([ROOT / name for name in privileges.PROTECTED_PATHS])
     if results_path is not None:
         reserve_results_file(results_path)
 
@@ -152,8 +173,11 @@ def run(args, started, state):
     import pytest
 
     shown = submission.relative_to(ROOT) if submission.is_relative_to(ROOT) else submission
+    # as root (Gradescope, TAs) or with -v: who runs the student's code, and whether it has network
+    isolation = launcher.describe() if args.verbose or launcher.privileged else \
+        "your code runs in a separate process with time and memory limits"
     print(f"Grading {shown}/ ({'question(s) ' + ' '.join(selection) if selection else 'all questions'}); "
-          f"{launcher.describe()}", flush=True)
+          f"{isolation}", flush=True)
     pytest_args = [*map(str, paths), "-p", "src.grading.plugin", "-p", "no:cacheprovider", "-p", "no:terminal",
                    "-p", "no:stepwise", "--continue-on-collection-errors", "--import-mode=importlib", "--rootdir", str(ROOT),
                    "--submission", str(submission), "--worker-timeout", str(args.timeout)]
@@ -202,7 +226,7 @@ def emergency_results(state, error_text, seconds):
     except BaseException:
         pass
     return {"score": 0.0, "execution_time": round(seconds, 3), "tests": tests,
-            "output": "The autograder itself failed (not your code); please tell the staff.\n" + error_text[-3000:]}
+            "output": "The autograder itself failed (not your code); please tell your TAs.\n" + error_text[-3000:]}
 
 
 def write_stats(args, state, started):
@@ -225,7 +249,7 @@ def write_stats(args, state, started):
 
 
 def _terminate(signum, frame):
-    """SIGTERM (e.g. from ``timeout`` in run_autograder): stop like Ctrl-C, so that the workers are killed and
+    """SIGTERM (e.g. from ``timeout`` on Gradescope): stop like Ctrl-C, so that the workers are killed and
     results.json is still written."""
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 

@@ -11,7 +11,7 @@ Sampling: the samples are judged against the reference's ``log_prob`` of every
 outcome (recorded, so a bug in the student's log_prob is graded in the log_prob
 parts only), with Pearson's chi-square test at a fixed seed; the test fails when p < 1e-6, so a correct
 sampler fails with probability below 1e-6.  The sample sizes make every bug of
-the mutant catalogue fail with p far below that (see staff_tests/mutants/q1.json).
+the catalogue of planted bugs fail with p far below that.
 """
 
 import torch

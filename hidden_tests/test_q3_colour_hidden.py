@@ -125,7 +125,7 @@ def test_colour_pixelcnn_hidden(student, reference, set_score=None):
         config, n = _colour_config(2, 12), 6000
         runs = [{"n": n, "generator_seed": 7}, {"n": 2, "generator_seed": None}]
         # gain 3: strong dependences between the colours of a pixel (drawing them in another order is caught:
-        # checked by the staff mutants); a vectorised sampler takes well under a second here
+        # checked with planted bugs); a vectorised sampler takes well under a second here
         weights = weights_for("sample", 69, config, gain=3.0)
         out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=10, weights=weights, seed=69, config=config,
                               runs=runs, height=1, width=2, with_model_logits=True)

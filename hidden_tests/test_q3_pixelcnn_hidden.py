@@ -193,8 +193,8 @@ def _generator(seed):
 
 def _distribution(student, reference, *, key, seed, gain, config, n, H, W):
     K = config["num_levels"]
-    # gain 2.5-3: strong dependences between pixels, so that sampling in the wrong order is caught (checked by the
-    # staff mutants); a vectorised sampler takes well under a second here
+    # gain 2.5-3: strong dependences between pixels, so that sampling in the wrong order is caught (checked with
+    # planted bugs); a vectorised sampler takes well under a second here
     weights = _weights(student, reference, key, seed=seed, gain=gain, config=config)
     out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=10, weights=weights, seed=seed, config=config,
                           runs=[{"n": n, "generator_seed": 1}], height=H, width=W, with_model_logits=True)

@@ -40,8 +40,8 @@ class DatasetMissingError(FileNotFoundError):
 
 def _missing(path):
     return DatasetMissingError(
-        f"MNIST data file {path} is missing: restore data/ from git (git checkout -- data) "
-        "or rebuild it with `python tools/build_mnist.py`"
+        f"MNIST data file {path} is missing: restore the data/ folder (from the zip you downloaded, or "
+        "git checkout -- data in a git clone)"
     )
 
 

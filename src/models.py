@@ -2,8 +2,8 @@
 
 Your code lives in ``submission/`` as three top-level modules, ``autoregressive``,
 ``made`` and ``pixelcnn`` (they may import each other, e.g. ``import
-autoregressive`` inside ``made.py``).  The staff reference lives in ``solution/``
-with the same module names.  :func:`load_impl` imports one of the two folders;
+autoregressive`` inside ``made.py``).  A reference implementation, where a copy has
+one, has the same module names.  :func:`load_impl` imports one of the two folders;
 a process only ever holds **one** of them, so the two can never be mixed (asking
 for the other one raises :class:`ImplConflictError`: start a new process).
 
@@ -47,7 +47,7 @@ def load_impl(impl="submission"):
 
     Args:
         impl: ``"submission"`` (your code, ``submission/``) or ``"solution"``
-            (the staff reference, ``solution/``).
+            (the reference implementation, where this copy has it).
 
     Returns:
         ``types.SimpleNamespace`` with attributes ``autoregressive``, ``made``,

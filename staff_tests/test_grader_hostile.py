@@ -292,7 +292,7 @@ def test_students_copy_runs_hidden_tests_without_their_values(runs):
     scores = _scores(run)
     assert scores["1a-0-basic"] == 0.5 and scores["2a-0-basic"] == 0.0, run
     assert "expected values are not in this copy" in run.test("1a-1-hidden")["output"]  # unknown: ???
-    assert "???" in run.stdout
+    assert "ran without crashing; scored on Gradescope" in run.stdout
     # the hidden test still ran the student's code, so its crash shows
     assert run.test("2a-1-hidden")["output"] == "made.MaskedLinear.__init__: not implemented yet", run
 
@@ -376,7 +376,8 @@ def test_forgery_secrets_tampering_and_daemons_get_nothing(runs):
 def test_non_root_grader_works_without_user_switch(runs):
     run = runs["nonroot"]
     _check_common(run)
-    assert "no user switch" in run.stdout, run
+    # a student's laptop: the first line says in plain words how the code runs (the details need -v)
+    assert "your code runs in a separate process with time and memory limits" in run.stdout.splitlines()[0], run
     assert run.test("1a-0-basic")["score"] == 0.5
     # hidden_tests/ is root-only, so for this user the hidden values are absent: unknown, not failed
     assert "expected values are not in this copy" in run.test("1a-1-hidden")["output"], run

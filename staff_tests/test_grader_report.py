@@ -43,6 +43,54 @@ def test_every_outcome_gives_schema_valid_results():
     assert summary.grader_failed  # 1b-0-basic was collected but did not run
 
 
+def _question_line(text, question):
+    return next(line for line in text.splitlines() if line.startswith(f"{question} "))
+
+
+def test_summary_shows_points_of_public_and_hidden_tests():
+    """Points, not test counts; a hidden test without its expected values shows ?/points and says what it means."""
+    results = [_result("1a-0-basic", 0.5, "passed"), _result("1a-1-hidden", None, "unknown"),
+               _result("2a-0-basic", 0.3, "failed", "1 of 4 parts failed:\n- [a] wrong"),
+               _result("2a-1-hidden", 0.0, "failed", "made.MaskedLinear.__init__: division by zero")]
+    summary = report.summarize(MANIFEST, results, submission="submission", selection=["1a", "2a"],
+                               hidden_values_present=False)
+    text = report.format_report(summary)
+    points = {tid: MANIFEST["tests"][tid]["points"] for tid in ("1a-1-hidden", "2a-0-basic", "2a-1-hidden")}
+    assert _question_line(text, "1a").endswith(f"public 0.5/0.5, hidden ?/{points['1a-1-hidden']:g}"), text
+    assert _question_line(text, "2a").endswith(
+        f"public 0.3/{points['2a-0-basic']:g}, hidden 0/{points['2a-1-hidden']:g}"), text
+    assert "? 1a-1-hidden: ran without crashing; scored on Gradescope" in text
+    assert "of which hidden:   0 + ? / " in text and "(?: ran without crashing; scored on Gradescope)" in text
+    assert "expected start" not in text
+
+
+def test_failure_messages_are_shown_whole_and_wrapped():
+    tail = "the mask of layer 2 lets output 7 see input 7 (it must only see inputs 1..6)"
+    message = "made.MADE.forward [D=9, hidden=[32, 32], natural order]: " + "padding words " * 12 + tail
+    summary = report.summarize(MANIFEST, [_result("2b-0-basic", 0.0, "failed", message)], submission="s",
+                               selection=["2b-0-basic"])
+    text = report.format_report(summary)
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if "2b-0-basic:" in line)
+    shown = " ".join(line.strip() for line in lines[start:start + 4])
+    assert tail in shown and "..." not in shown, text
+    assert all(len(line) <= report.WIDTH for line in lines[start:start + 4]), text
+    detailed = report.format_report(report.summarize(
+        MANIFEST, [_result("2b-0-basic", 0.0, "failed", "2 of 2 parts failed:\n- [a] x\n- [b] " + message)],
+        submission="s", selection=["2b-0-basic"]), verbose=True)
+    assert tail in " ".join(line.strip() for line in detailed.splitlines()), detailed
+
+
+def test_the_expected_start_is_said_once():
+    stub = [_result(tid, 0.0, "failed", f"{tid}: autoregressive.f: not implemented yet") for tid in CODING]
+    text = report.format_report(report.summarize(MANIFEST, stub, submission="submission"))
+    assert text.count("expected start") == 1 and "python grader.py -v" not in text, text
+    started = [_result(CODING[0], 0.5, "passed")] + stub[1:]
+    assert "expected start" not in report.format_report(report.summarize(MANIFEST, started, submission="s"))
+    crashed = stub[:-1] + [_result(CODING[-1], 0.0, "failed", "pixelcnn.f: ZeroDivisionError: division by zero")]
+    assert "expected start" not in report.format_report(report.summarize(MANIFEST, crashed, submission="s"))
+
+
 @pytest.mark.parametrize("manifest", [MANIFEST, None])
 def test_fallback_results_are_schema_valid(manifest):
     data = report.fallback_results(manifest, "Traceback ...\nRuntimeError: boom", 3.0, selection=None)

@@ -8,7 +8,7 @@ stubs loose (zero), a zip with made.py missing (only made.py's questions lose),
 and a grader that crashes or hangs (a valid results.json with score 0 all the
 same).  Every results.json is checked against Gradescope's schema.  The
 student bundle is unpacked and its own grader run on its stubs (hidden tests
-show ???).  A leak planted in a copy of the repository must fail the build.
+show ?/points).  A leak planted in a copy of the repository must fail the build.
 """
 import hashlib
 import io
@@ -105,6 +105,79 @@ def test_student_bundle_is_exactly_the_student_tree(bundles, manifest):
     assert "python grader.py" in readme and "python -m src" in readme
     for word in STAFF_WORDS:
         assert word not in readme, f"the student README mentions {word!r}"
+
+
+def staff_only_names():
+    """What the student bundle must never name: staff-only folders, options and documents, and the file name of
+    every staff script (tools/ and release/, read from the repository; a .py script also by its module name)."""
+    names = ["solution/", "--impl", "hidden_tests", "staff", "tools/", "release/", ".ci/", "answer key",
+             "answer-key"]
+    for folder in ("tools", "release"):
+        for path in sorted((ROOT / folder).iterdir()):
+            if path.is_file():
+                names += [path.name, path.stem] if path.suffix == ".py" else [path.name]
+    return names
+
+
+HELP_SCRIPT = r"""
+import argparse, contextlib, io, json, sys
+sys.path.insert(0, ".")
+import grader
+from src import cli
+
+def shown(call, argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            call(argv)
+        except SystemExit:
+            pass
+    return out.getvalue()
+
+texts = {"python grader.py -h": shown(grader.main, ["-h"]), "python -m src -h": shown(cli.main, ["-h"])}
+for action in cli.build_parser()._actions:
+    if isinstance(action, argparse._SubParsersAction):
+        for command in action.choices:
+            texts[f"python -m src {command} -h"] = shown(cli.main, [command, "-h"])
+print(json.dumps(texts))
+"""
+
+
+def test_student_bundle_names_nothing_of_the_staff(bundles):
+    """No staff-only name in any text file of the student bundle, nor in any help it prints (grader.py -h,
+    python -m src -h and every subcommand's -h, run from the unpacked bundle in one process: about 10 s)."""
+    import re
+
+    pattern = re.compile("|".join(re.escape(name).replace(r"\ ", r"\s+") for name in staff_only_names()),
+                         re.IGNORECASE)
+    found = []
+    with zipfile.ZipFile(bundles.student_zip) as zf:
+        for name in zf.namelist():
+            payload = zf.read(name)
+            if b"\0" in payload[:8192]:
+                continue
+            text = payload.decode("utf-8", errors="replace")
+            for number, line in enumerate(text.splitlines(), 1):
+                found += [f"{name}:{number}: {match.group(0)!r} in {line.strip()[:120]!r}"
+                          for match in pattern.finditer(line)]
+    helps = json.loads(run([sys.executable, "-c", HELP_SCRIPT], cwd=bundles.student_dir, timeout=300).stdout)
+    assert len(helps) > 3 and all("usage:" in text for text in helps.values()), helps
+    for command, text in helps.items():
+        found += [f"{command}: {match.group(0)!r}" for match in pattern.finditer(text)]
+    assert not found, "the student bundle names staff-only things:\n  " + "\n  ".join(found)
+
+
+def test_student_version_drops_staff_blocks():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import build_release
+
+    text = b"a = 1\n# BEGIN STAFF ONLY\nb = 2\n# END STAFF ONLY\nc = 3\n% BEGIN STAFF ONLY\n% END STAFF ONLY\n"
+    assert build_release.student_version("x.py", text) == b"a = 1\nc = 3\n"
+    assert build_release.student_version("x.bin", b"\0 BEGIN STAFF ONLY") == b"\0 BEGIN STAFF ONLY"
+    for broken in (b"# BEGIN STAFF ONLY\nb = 2\n", b"b = 2\n# END STAFF ONLY\n",
+                   b"# BEGIN STAFF ONLY\n# BEGIN STAFF ONLY\n# END STAFF ONLY\n"):
+        with pytest.raises(build_release.BuildError, match="x.py:"):
+            build_release.student_version("x.py", broken)
 
 
 def test_autograder_bundle_has_what_gradescope_needs(bundles):
@@ -444,14 +517,14 @@ def test_student_bundle_grades_its_stubs(bundles, workdir, manifest):
 
 
 def test_student_bundle_shows_hidden_points_as_unknown(bundles, workdir, manifest):
-    """The reference in the students' copy: public tests pass, hidden ones run but score ???."""
+    """The reference in the students' copy: public tests pass, hidden ones run but score ?."""
     student = workdir / "student-reference"
     extract(bundles.student_zip, student)
     copy_files(ROOT / "solution", student / "submission")
     results_path = student / "results.json"
     questions = ["1a", "2a", "3a"]
     result = run([sys.executable, "grader.py", *questions, "--results", results_path], cwd=student, timeout=600)
-    assert "???" in result.stdout, result.stdout[-3000:]
+    assert "ran without crashing; scored on Gradescope" in result.stdout, result.stdout[-3000:]
     results = validate_results(json.loads(results_path.read_text()))
     selected = {tid for tid, t in coding_tests(manifest).items() if t["question"] in questions}
     scores = scores_by_test(results)
@@ -462,7 +535,7 @@ def test_student_bundle_shows_hidden_points_as_unknown(bundles, workdir, manifes
         else:
             assert score == max_score, f"{test_id}: the reference failed a public test in the students' copy"
     hidden_lines = [line for line in result.stdout.splitlines() if "-hidden" in line and line.lstrip().startswith("[")]
-    assert hidden_lines and all("???" in line for line in hidden_lines), "\n".join(hidden_lines)
+    assert hidden_lines and all("?/" in line for line in hidden_lines), "\n".join(hidden_lines)
 
 
 def test_report_timings():

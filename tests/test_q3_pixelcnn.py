@@ -79,8 +79,8 @@ def test_pixelcnn_forward_and_log_prob(student, reference):
 
 @graded("3c-0-basic")
 def test_pixelcnn_sample(student, reference):
-    # gain 2.5: strong dependences between pixels, so that sampling in the wrong order is caught (checked by the
-    # staff mutants); timeout: a vectorised sampler takes well under a second here
+    # gain 2.5: strong dependences between pixels, so that sampling in the wrong order is caught (checked with
+    # planted bugs); timeout: a vectorised sampler takes well under a second here
     weights = _weights(student, reference, "sample", seed=7, gain=2.5, config=GREY)
     runs = [{"n": 4000, "generator_seed": 0}, {"n": 4000, "generator_seed": 0}, {"n": 3, "generator_seed": None}]
     out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=10, weights=weights, seed=7, config=GREY,

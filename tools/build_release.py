@@ -10,6 +10,11 @@ writes
   values stay behind), ``data/``, ``written/`` (the templates), the student
   README (the student section of the top-level README.md) and
   ``requirements.txt``;
+  Every text file of the student bundle is its student version: the lines
+  from a ``BEGIN STAFF ONLY`` marker to the next ``END STAFF ONLY`` marker
+  (in a comment of any language: ``#``, ``%``, ``<!-- -->``) are left out, so
+  that the bundle names nothing it does not contain (the staff's options of
+  grader.py, the paths of hidden_tests/, the staff's scripts);
 * ``DIR/autograder.zip``: ``setup.sh`` and ``run_autograder`` at the root (as
   Gradescope requires), ``collect_submission.py``, ``requirements-autograder.txt``
   and what grading needs: ``src/``, ``grader.py``, ``tests/``, ``hidden_tests/``
@@ -65,6 +70,8 @@ REQUIRED_STUDENT = ("grader.py", "requirements.txt", "README.md", "tests/points.
                     "src/grading/__init__.py") + tuple(f"submission/{m}" for m in MODULES)
 REQUIRED_AUTOGRADER = ("setup.sh", "run_autograder", "grader.py", "tests/points.json",
                        "hidden_tests/fixtures/expected.pt", "src/grading/__init__.py")
+STUDENT_EXCLUDED = ("src/grading/selftest_probes.py",)  # the probes of the grader's own test suite (staff_tests/)
+STAFF_BEGIN, STAFF_END = "BEGIN STAFF ONLY", "END STAFF ONLY"  # staff-only lines of a shipped file
 STAFF_ONLY = ("solution/", "hidden_tests/", "staff/", "staff_tests/", "tools/", "release/", ".ci/", ".git/")
 ALWAYS_EXCLUDED = ("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".DS_Store", ".ipynb_checkpoints", "*.swp", "*~",
                    "*.tmp")
@@ -129,6 +136,28 @@ def student_readme(readme_text):
     return "\n".join(lines).strip() + "\n"
 
 
+def student_version(arcname, payload):
+    """A shipped file as students get it: without its ``BEGIN/END STAFF ONLY`` blocks (marker lines included)."""
+    text = _as_text(payload)
+    if text is None or STAFF_BEGIN not in text and STAFF_END not in text:
+        return payload
+    kept, begun = [], None
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
+        if STAFF_BEGIN in line:
+            if begun is not None:
+                raise BuildError(f"{arcname}:{number}: {STAFF_BEGIN} inside the block begun on line {begun}")
+            begun = number
+        elif STAFF_END in line:
+            if begun is None:
+                raise BuildError(f"{arcname}:{number}: {STAFF_END} without {STAFF_BEGIN}")
+            begun = None
+        elif begun is None:
+            kept.append(line)
+    if begun is not None:
+        raise BuildError(f"{arcname}:{begun}: {STAFF_BEGIN} without {STAFF_END}")
+    return "".join(kept).encode("utf-8")
+
+
 def student_bundle(root=ROOT, files=None):
     """``{arcname: bytes}`` of the student bundle."""
     root = Path(root)
@@ -136,8 +165,8 @@ def student_bundle(root=ROOT, files=None):
     bundle = {}
     for folder in STUDENT_DIRS:
         for rel in _under(files, folder):
-            if rel.startswith(HIDDEN_IN_STUDENT_BUNDLE + "/"):
-                continue  # generated below from hidden_tests/
+            if rel.startswith(HIDDEN_IN_STUDENT_BUNDLE + "/") or rel in STUDENT_EXCLUDED:
+                continue  # tests/hidden/ is generated below from hidden_tests/
             bundle[rel] = (root / rel).read_bytes()
     for rel in STUDENT_FILES:
         if rel in files:
@@ -146,6 +175,7 @@ def student_bundle(root=ROOT, files=None):
         path = PurePosixPath(rel)
         if len(path.parts) == 2 and path.suffix == ".py":  # runner files only, never fixtures/
             bundle[f"{HIDDEN_IN_STUDENT_BUNDLE}/{path.name}"] = (root / rel).read_bytes()
+    bundle = {arcname: student_version(arcname, payload) for arcname, payload in bundle.items()}
     readme = root / "README.md"
     if readme.exists():
         bundle["README.md"] = student_readme(readme.read_text()).encode()

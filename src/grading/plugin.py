@@ -10,8 +10,8 @@ decorators).  They get two fixtures:
 The plugin records one ``TestResult`` per graded test; ``grader.py`` prints them
 and writes Gradescope's results.json.  With a ``selection`` (test ids or
 question ids) it deselects every other test, and tests that are not graded at
-all; when a hidden test is present both in ``hidden_tests/`` (staff copy) and
-in ``tests/hidden/`` (students' copy), the staff copy runs.
+all; when a hidden test is present twice, the copy in ``HIDDEN_TEST_DIR`` (beside
+its expected values) runs.
 """
 import dataclasses
 import time
@@ -21,10 +21,8 @@ import pytest
 
 from .privileges import GraderError
 from .protocol import ProtocolError
-from .reference import HIDDEN_FIXTURES, ROOT, ExpectedValuesAbsent, Reference, ReferenceStore
+from .reference import HIDDEN_FIXTURES, HIDDEN_TEST_DIR, ROOT, ExpectedValuesAbsent, Reference, ReferenceStore
 from .sandbox import StudentCodeError, Worker
-
-STAFF_HIDDEN_DIR = ROOT / "hidden_tests"
 
 
 @dataclasses.dataclass
@@ -51,7 +49,7 @@ def pytest_configure(config):
 def pytest_addoption(parser):
     group = parser.getgroup("ps1 grader")
     group.addoption("--submission", default=str(ROOT / "submission"), help="folder with the student's files")
-    group.addoption("--record-fixtures", action="store_true", help="record the reference values (use with solution/)")
+    group.addoption("--record-fixtures", action="store_true", help="record the reference values (run on the reference)")
     group.addoption("--fixtures-out", default=None, help="with --record-fixtures: write the files here, not in place")
     group.addoption("--worker-timeout", type=float, default=60.0, help="default seconds per call into student code")
 
@@ -137,9 +135,9 @@ class GraderPlugin:
                 dropped.append(item)
                 continue
             if test_id in chosen:
-                keep, other = (item, chosen[test_id]) if _is_staff_copy(item) and not _is_staff_copy(
+                keep, other = (item, chosen[test_id]) if _in_hidden_test_dir(item) and not _in_hidden_test_dir(
                     chosen[test_id]) else (chosen[test_id], item)
-                if _is_staff_copy(keep) == _is_staff_copy(other):
+                if _in_hidden_test_dir(keep) == _in_hidden_test_dir(other):
                     self.problems.append(f"{test_id} is implemented twice: {keep.nodeid} and {other.nodeid}; "
                                          "only the first counts")
                 chosen[test_id] = keep
@@ -218,9 +216,9 @@ def _test_id(item):
     return getattr(func, "__test_id__", None)
 
 
-def _is_staff_copy(item):
+def _in_hidden_test_dir(item):
     try:
-        return Path(str(item.path)).resolve().is_relative_to(STAFF_HIDDEN_DIR)
+        return Path(str(item.path)).resolve().is_relative_to(HIDDEN_TEST_DIR)
     except (OSError, ValueError):
         return False
 

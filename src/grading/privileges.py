@@ -19,9 +19,9 @@ code; it calls ``launcher.kill_all(process)`` to end a worker.  Two launchers:
     network: the grader moves itself into a new, empty network namespace (Linux;
     it needs none, and every worker inherits it), so the student's code cannot
     send the hidden tests' inputs anywhere.  Before any
-    worker starts, the staff-only paths (``hidden_tests/``, ``solution/``,
-    ``staff/``, ``staff_tests/``, ``.git/``) become root-only until grading ends
-    (``permissions.py`` restores them, also after a grader that was killed), and the
+    worker starts, the grader's private folders (``PROTECTED_PATHS``, where they
+    exist) become root-only until grading ends (``permissions.py`` restores them,
+    also after a grader that was killed), and the
     submission is copied (regular files only, never following links) into a
     fresh folder that this user can read but not change.  Ending a worker kills
     every process of that user: a helper forked from the grader drops to that
@@ -53,8 +53,11 @@ IS_WINDOWS = os.name == "nt"
 DEFAULT_USER = "ps1grader"
 USER_POOL_SIZE = 8
 LOCK_DIR = Path("/var/lock/ps1-grader") if Path("/var/lock").is_dir() else Path(tempfile.gettempdir()) / "ps1-grader-locks"
-# never readable by the worker's user (staff_tests/ holds the mutants: pieces of the solution)
-STAFF_PATHS = ("hidden_tests", "solution", "staff", "staff_tests", ".git")
+PROTECTED_PATHS = (".git",)  # never readable by the worker's user
+# BEGIN STAFF ONLY (tools/build_release.py leaves this out of the students' copy, which has none of these)
+# staff_tests/ holds the mutants: pieces of the solution
+PROTECTED_PATHS += ("hidden_tests", "solution", "staff", "staff_tests")
+# END STAFF ONLY
 SKIPPED_NAMES = {"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store"}
 MAX_COPIED_FILE_BYTES = 64 * 1024 * 1024
 MAX_COPIED_TOTAL_BYTES = 512 * 1024 * 1024

@@ -1,15 +1,15 @@
 """Expected values recorded from the reference solution.
 
 Tests build their inputs from fixed seeds and compare the student's outputs with
-what ``solution/`` gave on the same inputs.  Those values are recorded by
-running the very same tests on ``solution/`` in record mode
-(``python tools/make_fixtures.py``) and stored as float64 tensors:
+what the reference implementation gave on the same inputs.  Those values were
+recorded by running the very same tests on the reference in record mode, and
+are stored as float64 tensors:
 
-* ``tests/fixtures/public.pt`` for public tests (ships to students);
-* ``hidden_tests/fixtures/expected.pt`` for hidden tests (staff and Gradescope only).
+* ``tests/fixtures/public.pt`` for public tests;
+* ``HIDDEN_FIXTURES`` for hidden tests: on Gradescope only.
 
-In a student's copy the hidden file is absent, and ``ExpectedValuesAbsent``
-turns a hidden test's outcome into "???".
+Where the hidden file is absent (a student's copy), ``ExpectedValuesAbsent``
+turns a hidden test's outcome into "?" (ran without crashing; scored on Gradescope).
 """
 import io
 import os
@@ -21,7 +21,13 @@ from .manifest import is_hidden
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_FIXTURES = ROOT / "tests" / "fixtures" / "public.pt"
-HIDDEN_FIXTURES = ROOT / "hidden_tests" / "fixtures" / "expected.pt"
+HIDDEN_TEST_DIR = ROOT / "tests" / "hidden"  # the students' copy: the hidden tests without their expected values
+OUT_OF_DATE = "the recorded values are out of date (a grader problem, not your code)"
+# BEGIN STAFF ONLY (tools/build_release.py leaves this out of the students' copy)
+HIDDEN_TEST_DIR = ROOT / "hidden_tests"  # the staff's and Gradescope's copy, with fixtures/expected.pt
+OUT_OF_DATE = "run python tools/make_fixtures.py (records them from solution/)"
+# END STAFF ONLY
+HIDDEN_FIXTURES = HIDDEN_TEST_DIR / "fixtures" / "expected.pt"
 
 
 class ExpectedValuesAbsent(Exception):
@@ -64,7 +70,7 @@ class ReferenceStore:
         if store is None:
             raise ExpectedValuesAbsent(full_key)
         if full_key not in store:
-            raise KeyError(f"no recorded reference value {full_key!r}: run python tools/make_fixtures.py")
+            raise KeyError(f"no recorded reference value {full_key!r}: {OUT_OF_DATE}")
         return store[full_key]
 
     def save(self, out_dir=None):

@@ -14,9 +14,13 @@ import dataclasses
 import json
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 
-UNKNOWN = "???"
+UNKNOWN = "?"  # the points of a hidden test whose expected values are not in this copy
+UNKNOWN_MEANS = "ran without crashing; scored on Gradescope"
+NOT_IMPLEMENTED = "not implemented yet"
+WIDTH = 100  # report lines are wrapped to this many columns
 
 
 @dataclasses.dataclass
@@ -115,13 +119,34 @@ def _earned(earned, unknown):
     return f"{_points(earned)} + {UNKNOWN}" if unknown else _points(earned)
 
 
-def _first_line(text, width=110):
+def _first_line(text):
     """The first line of a message; a line that ends with ':' ("3 of 5 parts failed:") takes the next one along."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     line = lines[0] if lines else ""
     if line.endswith(":") and len(lines) > 1:
         line = f"{line} {lines[1].lstrip('-* ')}"
-    return line if len(line) <= width else line[:width - 3] + "..."
+    return line
+
+
+def _wrapped(text, first_indent, indent):
+    """``text`` in full, wrapped to ``WIDTH`` columns (long words such as paths are not broken)."""
+    return textwrap.wrap(text, WIDTH, initial_indent=first_indent, subsequent_indent=indent,
+                         break_long_words=False, break_on_hyphens=False) or [first_indent.rstrip()]
+
+
+def _group_points(entries):
+    """``earned/possible`` of some tests: ``?/1.5`` when none is known here, ``0.5+?/2`` when some are."""
+    earned = sum(e.score for e in entries if e.score is not None)
+    possible = _points(sum(e.points for e in entries))
+    if all(e.score is None for e in entries):
+        return f"{UNKNOWN}/{possible}"
+    return f"{_points(earned)}{'+' + UNKNOWN if any(e.score is None for e in entries) else ''}/{possible}"
+
+
+def nothing_implemented(summary):
+    """Whether every graded test failed only because the stubs raise "not implemented yet" (the expected start)."""
+    return bool(summary.entries) and all(e.status == "failed" and NOT_IMPLEMENTED in e.message
+                                         for e in summary.entries)
 
 
 def totals_lines(summary):
@@ -129,8 +154,9 @@ def totals_lines(summary):
     earned, possible, unknown = summary.total(extra_credit=False)
     hidden_earned, hidden_possible, hidden_unknown = summary.total(extra_credit=False, hidden=True)
     lines.append(f"Autograded:          {_earned(earned, unknown)} / {_points(possible)}")
-    hidden_text = f"{UNKNOWN} / {_points(hidden_possible)} (expected values not in this copy; your code still ran)" \
-        if hidden_unknown else f"{_points(hidden_earned)} / {_points(hidden_possible)}"
+    hidden = [e for e in summary.entries if e.hidden and not e.extra_credit]
+    hidden_text = f"{UNKNOWN if all(e.score is None for e in hidden) else _earned(hidden_earned, hidden_unknown)}" \
+        f" / {_points(hidden_possible)}" + (f" ({UNKNOWN}: {UNKNOWN_MEANS})" if hidden_unknown else "")
     lines.append(f"  of which hidden:   {hidden_text}")
     ec_earned, ec_possible, ec_unknown = summary.total(extra_credit=True)
     if ec_possible:
@@ -142,7 +168,8 @@ def totals_lines(summary):
 
 
 def format_report(summary, verbose=False):
-    """The table per question, the totals and, with ``verbose``, every failure message in full."""
+    """The table per question (points of the public and hidden tests, each failure's message in full, wrapped),
+    the totals and, with ``verbose``, every failure's details."""
     out = [f"{summary.assignment}: {summary.submission}"]
     if summary.sandbox:
         out.append(f"({summary.sandbox})")
@@ -151,7 +178,7 @@ def format_report(summary, verbose=False):
     for entry in summary.entries:
         by_question.setdefault(entry.question, []).append(entry)
     written = {q: (title, points) for q, title, points in summary.written}
-    width = 58
+    width = 52
     for question in summary.selected_questions:
         if question in written:
             title, points = written[question]
@@ -163,33 +190,35 @@ def format_report(summary, verbose=False):
         earned = sum(e.score for e in entries if e.score is not None)
         unknown = any(e.score is None for e in entries)
         possible = sum(e.points for e in entries)
-        counts = []
+        groups = []
         for kind, hidden in (("public", False), ("hidden", True)):
             group = [e for e in entries if e.hidden == hidden]
             if group:
-                passed = sum(e.status == "passed" for e in group)
-                unknown_count = sum(e.status == "unknown" for e in group)
-                counts.append(f"{kind} {passed}/{len(group)}" + (f" ({unknown_count} {UNKNOWN})" if unknown_count
-                                                                  else ""))
-        score_text = (f"{_points(earned)}+?" if unknown else _points(earned))
+                groups.append(f"{kind} {_group_points(group)}")
+        score_text = (f"{_points(earned)}+{UNKNOWN}" if unknown else _points(earned))
         out.append(f"{question:<4}{title[:width]:<{width}} {score_text:>6} / {_points(possible):<5} "
-                   + ", ".join(counts))
+                   + ", ".join(groups))
         for entry in entries:
-            if entry.status in ("passed", "unknown") and not entry.message:
+            if entry.status == "passed" and not entry.message:
                 continue
             mark = {"passed": "ok", "unknown": UNKNOWN}.get(entry.status, "x")
-            line = _first_line(entry.message) or entry.status
-            out.append(f"      {mark:>3} {entry.test_id}: {line}")
-            if verbose and entry.message and entry.message.count("\n"):
-                out.extend(f"            {text}" for text in entry.message.splitlines()[1:40])
+            line = UNKNOWN_MEANS if entry.status == "unknown" else (_first_line(entry.message) or entry.status)
+            out.extend(_wrapped(f"{entry.test_id}: {line}", f"      {mark:>3} ", " " * 12))
+            if verbose and entry.status != "unknown" and entry.message.count("\n"):
+                for text in entry.message.splitlines()[1:40]:
+                    out.extend(_wrapped(text.strip(), " " * 12, " " * 16))
     out.append("")
     out.extend(totals_lines(summary))
-    if not verbose and any(e.message.count("\n") for e in summary.entries):
+    if nothing_implemented(summary):
+        out.extend(_wrapped(f"Every test failed with \"{NOT_IMPLEMENTED}\": that is the expected start. Write your "
+                            "code between the START/END CODE HERE lines of the files in submission/ and grade "
+                            "again.", "", ""))
+    elif not verbose and any(e.message.count("\n") for e in summary.entries if e.status != "unknown"):
         out.append("(python grader.py -v ... shows each failure in full)")
     for warning in summary.warnings:
         out.append(f"warning: {warning}")
     for problem in summary.problems:
-        out.append(f"GRADER PROBLEM (not your code): {_first_line(problem, 400)}")
+        out.extend(_wrapped(f"GRADER PROBLEM (not your code): {_first_line(problem)}", "", "    "))
     return "\n".join(out)
 
 
@@ -210,7 +239,7 @@ def results_json(summary, execution_time):
         if message:
             test["output"] = message
         tests.append(test)
-    output = "\n".join(totals_lines(summary) + [f"GRADER PROBLEM: {_first_line(p, 400)}" for p in summary.problems])
+    output = "\n".join(totals_lines(summary) + [f"GRADER PROBLEM: {_first_line(p)[:400]}" for p in summary.problems])
     return {"score": summary.score, "execution_time": round(max(execution_time, 0.0), 3), "output": output,
             "tests": tests}
 
@@ -226,9 +255,9 @@ def fallback_results(manifest, error_text, execution_time=0.0, selection=None):
         tests.append({"name": f"{test_id} {title}".strip(), "number": test_id, "score": 0.0,
                       "max_score": float(test.get("points", 0.0)), "status": "failed",
                       "visibility": "after_published" if test_id.endswith("-hidden") else "visible",
-                      "output": "not graded: the autograder itself failed (not your code); please tell the staff"})
+                      "output": "not graded: the autograder itself failed (not your code); please tell your TAs"})
     return {"score": 0.0, "execution_time": round(max(execution_time, 0.0), 3),
-            "output": "The autograder itself failed (not your code), so nothing was graded; please tell the staff.\n"
+            "output": "The autograder itself failed (not your code), so nothing was graded; please tell your TAs.\n"
                       + str(error_text)[-3000:], "tests": tests}
 
 

@@ -356,7 +356,7 @@ class Worker:
         self.stats.append(entry)
 
     def _final_stats(self, process):
-        """Ask a healthy worker which modules it loaded and its peak memory (for tools/benchmark_grader.py)."""
+        """Ask a healthy worker which modules it loaded and its peak memory (for grader.py's statistics)."""
         self._seq += 1
         try:
             if not self._send({"op": "stats", "seq": self._seq}, 10):

@@ -9,7 +9,7 @@ contract (the docstrings of ``conv_mask`` and ``color_center_mask``), so:
 * 3b, 3c and the colour-model probes of 3e build the student's layers with a
   stand-in ``conv_mask`` (all ones: it only keeps the constructors from calling
   the student's), load random weights that the reference's masks have already
-  zeroed (recorded from solution/ by ``reference_weights``), and run every masked
+  zeroed (recorded from the reference by ``reference_weights``), and run every masked
   convolution with torch's own ``nn.Conv2d.forward``.  A bug in 3a (or an
   unfinished 3a) therefore costs no points in 3b, 3c or 3e; what those probes run
   of the student's code is ``ResidualBlock.forward``, ``PixelCNN.forward``,
@@ -85,7 +85,7 @@ def _use_torch_conv(model):
 def reference_weights(submission, *, seed, config=None, residual_channels=None, gain=1.5, bias_std=0.3):
     """Random weights times the layers' own masks, flattened in sorted name order.
 
-    Run on solution/ only, when the reference values are recorded: the tests give
+    Run on the reference only, when its values are recorded: the tests give
     the result (read back from the recorded values) to the other probes as
     ``weights``.  ``config``: PixelCNN keyword arguments, or ``residual_channels``
     for one ResidualBlock; larger ``gain``: stronger dependences between pixels.
@@ -332,7 +332,7 @@ def recorded(student, reference, key, probe_name, **kwargs):
     """An input recorded from the reference solution (masks, pre-masked weights), or None.
 
     Only when the reference values are being recorded is ``probe_name`` run (then
-    on solution/); otherwise the recorded value is read back and the student's
+    on the reference); otherwise the recorded value is read back and the student's
     code is not called.  None where the hidden values are absent (a student's copy):
     the test then runs the student's code on stand-in inputs, so that crashes
     show, and calls ``absent(key)`` before judging anything.
