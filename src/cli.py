@@ -15,8 +15,6 @@ folder (``--out``, default ``runs/MODEL`` or ``runs/MODEL_full``) receives
 ``best.pt``, ``last.pt``, ``history.json``, ``results.json``, ``samples.png`` and
 ``curves.png`` (and ``receptive_field.png`` for a PixelCNN); ``train`` refuses a
 folder that already holds a run unless ``--resume`` or ``--overwrite`` is given.
-Where the staff reference ``solution/`` exists beside ``submission/``, ``--impl``
-chooses whose code runs.
 
 Errors that are not bugs (bad arguments, missing data set, missing checkpoint,
 unfinished stubs, a syntax error in your code) print one line on stderr (a syntax
@@ -34,7 +32,7 @@ from pathlib import Path
 from .models import IMPLS, MODEL_NAMES, ROOT, ImplConflictError
 
 EXIT_USAGE = 2
-#: the implementations present in this copy (the students' bundle has no solution/)
+#: the implementations present in this copy (``--impl`` is offered only when there is a choice)
 AVAILABLE_IMPLS = tuple(impl for impl in IMPLS if (ROOT / impl).is_dir())
 
 #: Settings of the runs.  "quick": small model, slice of MNIST, about a minute on
@@ -522,7 +520,7 @@ def _one_line(text):
 
 def _syntax_error_lines(error):
     """``submission/made.py, line 46: '(' was never closed`` and the line with a caret, for a
-    syntax error in submission/ or solution/; None for one elsewhere."""
+    syntax error in an implementation's file; None for one elsewhere."""
     path = Path(error.filename or "").resolve()
     if path.parent not in (ROOT / "submission", ROOT / "solution"):
         return None
