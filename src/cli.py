@@ -1,23 +1,25 @@
 """Command line: ``python -m src SUBCOMMAND ...`` (``python -m src -h`` lists them).
 
     python -m src train made                      # quick CPU run (about a minute)
-    python -m src train pixelcnn --impl solution  # the staff reference instead of submission/
     python -m src train made --full --device cuda # the full-data run (meant for a GPU)
-    python -m src train pixelcnn --out runs/pcnn --resume   # continue an interrupted run
+    python -m src train pixelcnn --resume         # continue an interrupted run
+    python -m src train pixelcnn --overwrite      # start runs/pixelcnn/ again from scratch
     python -m src evaluate made --checkpoint runs/made/best.pt
-    python -m src sample pixelcnn --checkpoint runs/pixelcnn/best.pt --n 64
-    python -m src receptive-field pixelcnn --pixel 14 14
+    python -m src sample pixelcnn --checkpoint runs/pixelcnn/best.pt --n 16
+    python -m src receptive-field pixelcnn --checkpoint runs/pixelcnn/best.pt --pixel 14 14
     python -m src baseline
 
 Without ``--full`` a run uses a small slice of MNIST and a small model; every
 option given on the command line overrides the preset (``PRESETS`` below).  A run
 folder (``--out``, default ``runs/MODEL`` or ``runs/MODEL_full``) receives
 ``best.pt``, ``last.pt``, ``history.json``, ``results.json``, ``samples.png`` and
-``curves.png`` (and ``receptive_field.png`` for a PixelCNN).
+``curves.png`` (and ``receptive_field.png`` for a PixelCNN); ``train`` refuses a
+folder that already holds a run unless ``--resume`` or ``--overwrite`` is given.
 
 Errors that are not bugs (bad arguments, missing data set, missing checkpoint,
-unfinished stubs) print one line on stderr and exit with status 2; ``--debug``
-shows the full traceback instead.
+unfinished stubs, a syntax error in your code) print one line on stderr (a syntax
+error also the line of code) and exit with status 2; ``--debug`` shows the full
+traceback instead.
 """
 import argparse
 import json
@@ -30,6 +32,8 @@ from pathlib import Path
 from .models import IMPLS, MODEL_NAMES, ROOT, ImplConflictError
 
 EXIT_USAGE = 2
+#: the implementations present in this copy (``--impl`` is offered only when there is a choice)
+AVAILABLE_IMPLS = tuple(impl for impl in IMPLS if (ROOT / impl).is_dir())
 
 #: Settings of the runs.  "quick": small model, slice of MNIST, about a minute on
 #: a 2-core CPU.  "full": all of MNIST, sized for a GPU.  ``None`` limit = whole split.
@@ -55,9 +59,10 @@ PRESETS = {
                  "epochs": 80, "batch_size": 100, "lr": 1e-3, "lr_decay": 0.93, "patience": 6, "n_samples": 64},
     },
     "pixelcnn_color": {
+        # 9 samples: drawing them takes 3 * 784 forward passes, about as long as the training
         "quick": {"hparams": {"channels": 36, "num_blocks": 4, "kernel_size": 7, "levels": 4},
                   "train_limit": 3000, "valid_limit": 1000, "test_limit": 1000,
-                  "epochs": 3, "batch_size": 50, "lr": 2e-3, "lr_decay": 1.0, "patience": 3, "n_samples": 16},
+                  "epochs": 3, "batch_size": 50, "lr": 2e-3, "lr_decay": 1.0, "patience": 3, "n_samples": 9},
         "full": {"hparams": {"channels": 120, "num_blocks": 12, "kernel_size": 7, "levels": 4},
                  "train_limit": None, "valid_limit": None, "test_limit": None,
                  "epochs": 50, "batch_size": 100, "lr": 1e-3, "lr_decay": 1.0, "patience": 5, "n_samples": 64},
@@ -124,8 +129,11 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p, device=True):
-        p.add_argument("--impl", choices=IMPLS, default="submission",
-                       help="whose code to run: your submission/ (default) or the staff solution/")
+        if len(AVAILABLE_IMPLS) > 1:
+            p.add_argument("--impl", choices=AVAILABLE_IMPLS, default="submission",
+                           help="whose code to run: your submission/ (default) or the staff solution/")
+        else:
+            p.set_defaults(impl="submission")
         if device:
             p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                            help="auto = cuda if available (default)")
@@ -162,7 +170,11 @@ def build_parser():
     g.add_argument("--levels", type=_positive_int, help="intensity levels per colour (pixelcnn_color)")
     g = p.add_argument_group("output")
     g.add_argument("--out", type=Path, help="run folder (default runs/MODEL, or runs/MODEL_full)")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    again = g.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out (without --resume or --overwrite, train refuses a folder "
+                            "that already holds a run)")
     g.add_argument("--figures", type=Path, metavar="DIR",
                    help="also copy the figures here as MODEL_samples.png, MODEL_curves.png (, receptive_field.png)")
     g.add_argument("--n-samples", type=_positive_int, help="number of samples drawn at the end")
@@ -175,23 +187,29 @@ def build_parser():
     p.add_argument("--split", choices=["train", "valid", "test"], default="test")
     p.add_argument("--limit", type=_positive_int, help="use only the first N images of the split")
     p.add_argument("--batch-size", type=_positive_int, default=500)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid")
     p.add_argument("model", choices=MODEL_NAMES)
     p.add_argument("--checkpoint", type=Path, required=True)
     common(p)
-    p.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
+    p.add_argument("--n", type=_positive_int,
+                   help="number of samples (default: as many as the run drew, e.g. 16 for pixelcnn; the time "
+                        "grows with n: D forward passes of a batch of n for MADE, H*W*C for PixelCNN)")
     p.add_argument("--nrow", type=_positive_int, help="images per row (default: about sqrt(n))")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="PNG to write (default: samples_N.png beside the checkpoint)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("receptive-field", help="which input pixels a PixelCNN (or MADE) conditional sees")
     p.add_argument("model", nargs="?", default="pixelcnn", choices=MODEL_NAMES)
-    p.add_argument("--checkpoint", type=Path, help="trained weights (default: a freshly initialised model)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="trained weights, e.g. runs/pixelcnn/best.pt (default: an untrained model of the "
+                        "default run's size; the masks alone decide what it can see)")
     common(p)
     p.add_argument("--pixel", type=int, nargs=2, default=[14, 14], metavar=("ROW", "COL"))
     p.add_argument("--channel", type=int, default=0, help="colour whose conditional is shown (pixelcnn_color)")
-    p.add_argument("--channels", type=_positive_int, help="model size when no checkpoint is given")
+    p.add_argument("--channels", type=_positive_int, help="untrained model's size (default: the default run's)")
     p.add_argument("--blocks", type=int)
     p.add_argument("--kernel-size", type=_positive_int)
     p.add_argument("--out", type=Path, default=Path("runs/receptive_field.png"))
@@ -280,6 +298,23 @@ def _resolve_settings(args):
     return settings, out
 
 
+#: what ``train`` writes into a run folder (``--overwrite`` deletes exactly these)
+RUN_FILES = ("best.pt", "last.pt", "history.json", "results.json", "samples.png", "curves.png",
+             "receptive_field.png")
+
+
+def _run_files(out, args):
+    """The files of an earlier run in ``out`` that this run replaces: refused (one line) unless
+    ``--resume`` (none are replaced) or ``--overwrite`` is given."""
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if args.resume or not held:
+        return []
+    if not args.overwrite:
+        raise UsageError(f"{out} already holds a run ({', '.join(held)}): add --resume to continue it, "
+                         f"--overwrite to replace it, or --out DIR to start another")
+    return held
+
+
 def cmd_train(args):
     import torch
 
@@ -289,6 +324,7 @@ def cmd_train(args):
 
     start = time.perf_counter()
     settings, out = _resolve_settings(args)
+    replaced = _run_files(out, args)
     device = resolve_device(args.device)
     if str(device).startswith("cuda"):
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest convolutions
@@ -310,6 +346,8 @@ def cmd_train(args):
     test_loader = make_loader(name, test_x, max(bs, 500), shuffle=False)
     print(f"{name} ({settings['impl']}, {n_params:,} parameters, {hp}) on {device}: "
           f"{len(train_x)} train / {len(valid_x)} valid / {len(test_x)} test images -> {out}")
+    for file_name in replaced:
+        (out / file_name).unlink()
 
     history = train(model, train_loader, valid_loader, epochs=settings["epochs"], lr=settings["lr"],
                     lr_decay=settings.get("lr_decay", 1.0), weight_decay=settings.get("weight_decay", 0.0),
@@ -317,18 +355,21 @@ def cmd_train(args):
                     out_dir=out, patience=settings["patience"], max_steps=settings["max_steps"], device=device,
                     resume=args.resume, config=settings, progress=not args.no_progress)
 
-    result = evaluate(model, test_loader, settings["impl"])
+    progress = not args.no_progress
+    result = evaluate(model, test_loader, settings["impl"], progress=progress)
     baseline = independent_pixel_baseline(train_x, test_x, num_levels=levels if name == "pixelcnn_color" else 2)
     figures = {"samples": out / "samples.png", "curves": out / "curves.png"}
     generator = torch.Generator(device=device).manual_seed(settings["seed"])
     n = settings["n_samples"]
     nrow = max(1, round(n ** 0.5))
-    plots.save_sample_grid(sample_images(model, n, generator=generator), figures["samples"], nrow=nrow)
+    plots.save_sample_grid(sample_images(model, n, generator=generator, progress=progress), figures["samples"],
+                           nrow=nrow)
     plots.plot_learning_curves(history, figures["curves"], num_dims=test_x[0].numel(),
                                title=f"{name} ({settings['impl']})")
     if name != "made":
         figures["receptive_field"] = plots.plot_receptive_field(model, (28, 28), (14, 14),
-                                                                out / "receptive_field.png")
+                                                                out / "receptive_field.png",
+                                                                title=f"trained {name} ({out / 'best.pt'})")
     if args.figures is not None:
         args.figures.mkdir(parents=True, exist_ok=True)
         for kind, path in figures.items():
@@ -375,7 +416,8 @@ def cmd_evaluate(args):
     model, config = _load_trained(args)
     levels = config.get("hparams", {}).get("levels", 4)
     x = load_images(args.model, args.split, args.limit, levels)
-    result = evaluate(model, make_loader(args.model, x, args.batch_size, shuffle=False), args.impl)
+    result = evaluate(model, make_loader(args.model, x, args.batch_size, shuffle=False), args.impl,
+                      progress=not args.no_progress)
     print(f"{args.split} NLL {result['nll']:.2f} nats ({result['bits_per_dim']:.4f} bits/dim) "
           f"on {len(x)} images")
     return 0
@@ -387,12 +429,14 @@ def cmd_sample(args):
     from . import plots
     from .models import sample_images
 
-    model, _ = _load_trained(args)
+    model, config = _load_trained(args)
+    n = args.n or config.get("n_samples") or 16
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(args.seed)
-    out = args.out or args.checkpoint.parent / f"samples_{args.n}.png"
-    nrow = args.nrow or max(1, round(args.n ** 0.5))
-    plots.save_sample_grid(sample_images(model, args.n, generator=generator), out, nrow=nrow)
-    print(f"wrote {args.n} samples to {out}")
+    out = args.out or args.checkpoint.parent / f"samples_{n}.png"
+    nrow = args.nrow or max(1, round(n ** 0.5))
+    plots.save_sample_grid(sample_images(model, n, generator=generator, progress=not args.no_progress), out,
+                           nrow=nrow)
+    print(f"wrote {n} samples to {out}")
     return 0
 
 
@@ -403,23 +447,36 @@ def cmd_receptive_field(args):
     from .models import build_model
     from .train import resolve_device
 
+    sizes = {k: v for k, v in {"channels": args.channels, "num_blocks": args.blocks,
+                               "kernel_size": args.kernel_size}.items() if v is not None}
     if args.checkpoint is not None:
-        model, _ = _load_trained(args)
+        if sizes:
+            raise UsageError("--channels/--blocks/--kernel-size size an untrained model; "
+                             "a checkpoint has its own size")
+        model, config = _load_trained(args)
+        what = f"the {args.model} trained in {args.checkpoint} ({_hparams_text(config.get('hparams', {}))})"
     else:
-        hparams = {k: v for k, v in {"channels": args.channels, "num_blocks": args.blocks,
-                                     "kernel_size": args.kernel_size}.items() if v is not None}
-        if args.model == "made":
-            if hparams:
-                raise UsageError("--channels/--blocks/--kernel-size do not apply to made")
-            hparams = {"hidden_sizes": [500]}
+        if args.model == "made" and sizes:
+            raise UsageError("--channels/--blocks/--kernel-size do not apply to made")
+        hparams = {**PRESETS[args.model]["quick"]["hparams"], **sizes}
         torch.manual_seed(0)
         model = build_model(args.model, args.impl, **hparams).to(resolve_device(args.device))
+        what = (f"an untrained {args.model} ({_hparams_text(hparams)}: "
+                f"{'the size given' if sizes else 'the size of the default run'})")
     channels = getattr(model, "in_channels", 1)
     if not 0 <= args.channel < channels:
         raise UsageError(f"--channel must be in 0..{channels - 1} for {args.model}")
-    path = plots.plot_receptive_field(model, (28, 28), tuple(args.pixel), args.out, channel=args.channel)
-    print(f"wrote {path}")
+    path = plots.plot_receptive_field(model, (28, 28), tuple(args.pixel), args.out, channel=args.channel,
+                                      title=what)
+    print(f"receptive field of pixel {tuple(args.pixel)} of {what} -> {path}")
+    if args.checkpoint is None:
+        print(f"(what the masks allow, not what a trained model uses: add --checkpoint "
+              f"runs/{args.model}/best.pt for your trained one)")
     return 0
+
+
+def _hparams_text(hparams):
+    return ", ".join(f"{k}={v}" for k, v in hparams.items())
 
 
 def cmd_baseline(args):
@@ -461,6 +518,22 @@ def _one_line(text):
     return " ".join(str(text).split())
 
 
+def _syntax_error_lines(error):
+    """``submission/made.py, line 46: '(' was never closed`` and the line with a caret, for a
+    syntax error in an implementation's file; None for one elsewhere."""
+    path = Path(error.filename or "").resolve()
+    if path.parent not in (ROOT / "submission", ROOT / "solution"):
+        return None
+    lines = [f"{path.parent.name}/{path.name}, line {error.lineno}: {error.msg}"]
+    text = (error.text or "").rstrip("\n")
+    if text.strip():
+        indent = len(text) - len(text.lstrip())
+        lines.append("    " + text.strip())
+        if error.offset and error.offset > indent:
+            lines.append("    " + " " * (error.offset - 1 - indent) + "^")
+    return lines
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -477,6 +550,11 @@ def main(argv=None):
     except Exception as error:  # noqa: BLE001 - sorted below: known user errors become one line
         if args.debug:
             raise
+        if isinstance(error, SyntaxError) and _syntax_error_lines(error):
+            first, *code = _syntax_error_lines(error)
+            status = fail(first)
+            print("\n".join(code), file=sys.stderr)
+            return status
         where = _impl_frame(error.__traceback__)
         if isinstance(error, NotImplementedError) and where is not None:
             frame, lineno, path = where

@@ -22,6 +22,7 @@ example); :func:`sample_images` draws samples and returns them as images.
 
 This module imports neither torchvision nor matplotlib.
 """
+import contextlib
 import importlib
 import sys
 import types
@@ -207,9 +208,40 @@ def num_levels(model):
     return getattr(model, "num_levels", 2)
 
 
+@contextlib.contextmanager
+def forward_progress(model, total, desc, enabled=True):
+    """A tqdm bar (with the time left) that advances once per forward pass of ``model``.
+
+    A forward hook on the model itself counts the calls, whatever the code that
+    makes them, against ``total`` (e.g. D passes for sampling a MADE).
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="pass", leave=False, disable=not enabled, dynamic_ncols=True)
+
+    def count(module, inputs, output):  # returns None: the output is left alone
+        bar.update(1)
+
+    handle = model.register_forward_hook(count)
+    try:
+        yield bar
+    finally:
+        handle.remove()
+        bar.close()
+
+
+def sampling_passes(model):
+    """Forward passes that drawing one batch of samples takes: D for a MADE, H * W * C for a PixelCNN."""
+    if model_kind(model) == "made":
+        return model.nin
+    return IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * getattr(model, "in_channels", 1)
+
+
 @torch.no_grad()
-def sample_images(model, n, generator=None):
+def sample_images(model, n, generator=None, progress=False):
     """Draw ``n`` samples and return them as images for plotting.
+
+    ``progress=True`` shows a progress bar of the forward passes (see :func:`forward_progress`).
 
     Returns:
         float32 tensor ``(n, C, 28, 28)`` with values in [0, 1] on the CPU
@@ -218,10 +250,11 @@ def sample_images(model, n, generator=None):
     was_training = model.training
     model.eval()
     try:
-        if model_kind(model) == "made":
-            x = model.sample(n, generator=generator).float().view(n, 1, *IMAGE_SHAPE)
-        else:
-            x = model.sample(n, IMAGE_SHAPE, generator=generator).float() / (num_levels(model) - 1)
+        with forward_progress(model, sampling_passes(model), f"sampling {n}", enabled=progress):
+            if model_kind(model) == "made":
+                x = model.sample(n, generator=generator).float().view(n, 1, *IMAGE_SHAPE)
+            else:
+                x = model.sample(n, IMAGE_SHAPE, generator=generator).float() / (num_levels(model) - 1)
     finally:
         model.train(was_training)
     return x.cpu()

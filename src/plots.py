@@ -157,7 +157,7 @@ def input_gradient(model, image_shape, pixel, channel=0, batch=16, seed=0):
     return grad.detach().cpu()
 
 
-def plot_receptive_field(model, image_shape, pixel, path, channel=0, batch=16, seed=0):
+def plot_receptive_field(model, image_shape, pixel, path, channel=0, batch=16, seed=0, title=None):
     """Show which input pixels the conditional of ``pixel`` depends on.
 
     Left: heat map of ``log10 |gradient|`` of the pixel's logits with respect to
@@ -174,6 +174,7 @@ def plot_receptive_field(model, image_shape, pixel, path, channel=0, batch=16, s
         image_shape: ``(H, W)``.
         pixel: ``(row, col)``.
         path: the PNG to write.
+        title: what the model is (e.g. "untrained pixelcnn (channels=32, ...)"), shown above both panels.
 
     Returns:
         the Path written.
@@ -198,7 +199,7 @@ def plot_receptive_field(model, image_shape, pixel, path, channel=0, batch=16, s
     classes[earlier & seen] = 1
     classes[earlier & ~seen] = 2
     classes[~earlier & seen] = 3
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.4), dpi=120)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 5.2 if title else 4.9), dpi=120)
     heat = torch.where(seen, grad.clamp_min(1e-12).log10(), torch.full_like(grad, float("nan")))
     im = axes[0].imshow(heat.numpy(), cmap="viridis")
     fig.colorbar(im, ax=axes[0], fraction=0.046, pad=0.04, label="log10 |gradient|")
@@ -208,12 +209,17 @@ def plot_receptive_field(model, image_shape, pixel, path, channel=0, batch=16, s
     counts = [int((classes == k).sum()) for k in range(4)]
     axes[1].legend(handles=[Patch(color=colours(k), label=f"{name} ({counts[k]})") for k, name in
                             enumerate(["future, unseen", "earlier, seen", "earlier, NOT seen", "future, SEEN (bug)"])],
-                   loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=2, fontsize=8, frameon=False)
+                   loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     axes[1].set_title("what the conditional can see")
     for ax in axes:
         ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_xticks(sorted({0, w // 4, w // 2, 3 * w // 4, w - 1, col}))  # pixel coordinates, 0-based
+        ax.set_yticks(sorted({0, h // 4, h // 2, 3 * h // 4, h - 1, row}))
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("column", fontsize=8)
+        ax.set_ylabel("row", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = _prepare(path)
     fig.savefig(path)

@@ -340,20 +340,25 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
 # Evaluation and baselines
 # ---------------------------------------------------------------------------
 
-def evaluate(model, loader, impl="submission"):
+def evaluate(model, loader, impl="submission", progress=False):
     """Test NLL of ``model`` over ``loader`` with ``impl``'s ``autoregressive.evaluate_nll``.
 
     Args:
         model: a trained model (already on its device).
         loader: batches in the model's input format.
         impl: ``"submission"`` or ``"solution"``: whose ``evaluate_nll`` to call.
+        progress: show a progress bar of the batches (and the time left).
 
     Returns:
         ``{"nll": float nats per example, "bits_per_dim": float}``.
     """
+    from tqdm.auto import tqdm
+
     from .models import load_impl
 
     model.eval()
+    if progress:  # counts the batches evaluate_nll takes from the loader
+        loader = tqdm(loader, desc="evaluating", unit="batch", leave=False, dynamic_ncols=True)
     result = load_impl(impl).autoregressive.evaluate_nll(model, loader)
     return {"nll": float(result["nll"]), "bits_per_dim": float(result["bits_per_dim"])}
 

@@ -4,9 +4,11 @@ Everything runs the reference (``impl="solution"``) on the CPU; the whole file
 takes well under 90 s on 2 cores.  Tests that need the shipped MNIST files skip
 (with the reason) when they are missing.
 """
+import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -297,3 +299,107 @@ def test_cli_made_run_beats_the_baseline(tmp_path):
     result = _run_cli("sample", "made", "--impl", "solution", "--checkpoint", str(out / "best.pt"), "--n", "4",
                       "--out", str(tmp_path / "four.png"))
     assert result.returncode == 0 and (tmp_path / "four.png").exists(), result.stderr[-3000:]
+
+
+def test_sampling_progress_counts_the_forward_passes():
+    from src.models import forward_progress, sample_images, sampling_passes
+
+    made = build_model("made", IMPL, hidden_sizes=[8])
+    pcnn = build_model("pixelcnn_color", IMPL, channels=6, num_blocks=0, kernel_size=3, levels=2)
+    assert sampling_passes(made) == 784 and sampling_passes(pcnn) == 3 * 784
+    with forward_progress(made, sampling_passes(made), "test") as bar:
+        images = sample_images(made, 2, progress=True)  # a second bar inside: both hooks count
+    assert bar.n == 784  # the passes of the model's own sample()
+    assert not made._forward_hooks, "the hooks must be removed"
+    assert images.shape == (2, 1, 28, 28) and set(images.unique().tolist()) <= {0.0, 1.0}  # outputs left alone
+
+
+def _copy_without_solution(tmp_path):
+    """src/ and submission/ alone, as in the students' bundle (no solution/)."""
+    for folder in ("src", "submission"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def _run_cli_in(folder, *args):
+    env = {**ENV, "PYTHONPATH": str(folder)}
+    return subprocess.run([sys.executable, "-m", "src", *args], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_help_without_solution_names_no_staff_thing(monkeypatch):
+    monkeypatch.setattr(cli, "AVAILABLE_IMPLS", ("submission",))  # what the students' bundle has
+    parser = cli.build_parser()
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, subparser in {"": parser, **subcommands}.items():
+        text = subparser.format_help()
+        assert "--impl" not in text and "solution" not in text and "staff" not in text, name
+    assert parser.parse_args(["sample", "made", "--checkpoint", "x.pt"]).impl == "submission"
+
+
+def test_cli_without_solution_offers_no_impl_and_reports_syntax_errors_in_one_line(tmp_path):
+    copy = _copy_without_solution(tmp_path)
+    result = _run_cli_in(copy, "train", "-h")
+    assert result.returncode == 0 and "--impl" not in result.stdout, result.stderr
+    made = copy / "submission" / "made.py"
+    lines = made.read_text().splitlines(keepends=True)
+    lineno = next(i for i, line in enumerate(lines, 1) if "raise NotImplementedError" in line)
+    indent = lines[lineno - 1][:len(lines[lineno - 1]) - len(lines[lineno - 1].lstrip())]
+    lines[lineno - 1] = f"{indent}h = max((1, 2)\n"
+    made.write_text("".join(lines))
+    result = _run_cli_in(copy, "train", "made")
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    err = result.stderr.splitlines()
+    assert len(err) <= 3 and "Traceback" not in result.stderr, result.stderr
+    assert err[0] == f"python -m src train: error: submission/made.py, line {lineno}: '(' was never closed", err
+
+
+def test_cli_train_refuses_to_replace_a_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"an earlier run")
+    code, err = _main(["train", "made", "--impl", "solution", "--out", str(out)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
+    assert (out / "last.pt").read_bytes() == b"an earlier run"
+    code, err = _main(["train", "made", "--resume", "--overwrite"], capsys)
+    assert code == 2 and "not allowed with" in err
+    _data_or_skip()
+    (out / "receptive_field.png").write_bytes(b"stale")  # not written by a MADE run: --overwrite removes it
+    code, err = _main(["train", "made", "--impl", "solution", "--out", str(out), "--overwrite", "--hidden", "8",
+                       "--epochs", "1", "--train-limit", "20", "--valid-limit", "20", "--test-limit", "20",
+                       "--n-samples", "1", "--no-progress"], capsys)
+    assert code == 0, err
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1 and not (out / "receptive_field.png").exists()
+
+
+def test_cli_receptive_field_says_what_it_plots(tmp_path, capsys, monkeypatch):
+    import matplotlib.figure
+
+    figures, save = [], matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *args, **kwargs: (figures.append(fig), save(fig, *args, **kwargs))[1])
+    assert cli.main(["receptive-field", "pixelcnn", "--impl", "solution", "--out", str(tmp_path / "a.png")]) == 0
+    out = capsys.readouterr().out
+    preset = cli.PRESETS["pixelcnn"]["quick"]["hparams"]
+    assert f"untrained pixelcnn (channels={preset['channels']}, num_blocks={preset['num_blocks']}" in out, out
+    assert "--checkpoint" in out
+    assert "untrained pixelcnn" in figures[-1]._suptitle.get_text()
+    heat_map = figures[-1].axes[0]
+    assert {0, 14, 27} <= set(heat_map.get_xticks()) and {0, 14, 27} <= set(heat_map.get_yticks())
+    assert heat_map.get_xlabel() == "column" and heat_map.get_ylabel() == "row"
+
+    from src.train import model_state, save_atomic
+
+    hparams = {"channels": 8, "num_blocks": 1, "kernel_size": 5}
+    checkpoint = tmp_path / "best.pt"
+    save_atomic({**model_state(build_model("pixelcnn", IMPL, **hparams)), "config": {"model": "pixelcnn",
+                                                                                      "hparams": hparams}}, checkpoint)
+    args = ["receptive-field", "pixelcnn", "--impl", "solution", "--checkpoint", str(checkpoint),
+            "--out", str(tmp_path / "b.png")]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"trained in {checkpoint} (channels=8, num_blocks=1, kernel_size=5)" in out and "untrained" not in out
+    assert str(checkpoint) in figures[-1]._suptitle.get_text()
+    code, err = _main(args + ["--channels", "16"], capsys)
+    assert code == 2 and "a checkpoint has its own size" in err
