@@ -127,9 +127,13 @@ def _support(out, leaf, groups, generator, what):
     try:
         with warnings.catch_warnings():  # vmap's "performance drop" warning for operations without a batching rule
             warnings.simplefilter("ignore")
-            grads, = torch.autograd.grad(out, leaf, grad_outputs=mix, retain_graph=True, is_grads_batched=True)
+            grads, = torch.autograd.grad(out, leaf, grad_outputs=mix, retain_graph=True, is_grads_batched=True,
+                                         allow_unused=True)
     except RuntimeError:
-        grads = torch.stack([torch.autograd.grad(out, leaf, grad_outputs=m, retain_graph=True)[0] for m in mix])
+        grads = [torch.autograd.grad(out, leaf, grad_outputs=m, retain_graph=True, allow_unused=True)[0] for m in mix]
+        grads = None if grads[0] is None else torch.stack(grads)
+    if grads is None:  # the input is not in the graph of the output at all
+        return torch.zeros(len(groups), *leaf.shape[1:], dtype=torch.bool)
     return (grads != 0).any(dim=1)
 
 
@@ -140,9 +144,9 @@ def _over_draws(model, measure, seed, what):
     for _ in range(REDRAWS):
         _redraw_parameters(model, generator)
         found |= measure(model, generator)
-    if not found.any():  # the input was cut off from autograd (x.detach() inside, say): no verdict
-        raise CannotCheck(f"no output of {what} depends on any input, as far as autograd can see "
-                          "(.detach(), .data, numpy or torch.no_grad inside?)")
+    if not found.any():  # every path masked, or the input cut off from autograd (x.detach() inside, say)
+        raise CannotCheck(f"no output of {what} depends on any input: every path is masked, or autograd cannot "
+                          "see them (.detach(), .data, numpy or torch.no_grad inside?)")
     return found
 
 
