@@ -99,6 +99,15 @@ def test_half_finished_pixelcnn_is_checked_without_its_colour_model(tmp_path, mo
     assert (tmp_path / "pixelcnn.png").exists() and not (tmp_path / "pixelcnn_color.png").exists()
 
 
+def test_half_finished_made_names_the_missing_function(tmp_path, monkeypatch):
+    folder = tmp_path / "impl"
+    make_mutant({"id": "no-forward", "file": "made.py", "find": "        return self.net(x)\n",
+                 "replace": "        raise NotImplementedError\n"}, folder)
+    with pytest.raises(NotImplementedError) as raised:  # src/cli.py's main() makes it the one line of the stubs
+        _run_in_process(monkeypatch, tmp_path, "made", made=_load(folder, "made", "half"))
+    assert raised.traceback[-1].name == "forward"
+
+
 def test_a_mask_bug_gives_the_first_forbidden_dependency(tmp_path, monkeypatch):
     mutant = next(m for m in load_catalogue() if m["id"] == "made-output-mask-ge")
     make_mutant(mutant, tmp_path / "impl")
