@@ -117,6 +117,27 @@ def test_a_mask_bug_gives_the_first_forbidden_dependency(tmp_path, monkeypatch):
         lines
 
 
+def test_check_sees_every_path_that_the_masks_leave_open():
+    """No false "yes" from zero gradients (dead ReLUs, unlucky inputs): on the reference, the
+    dependencies that the check measures are exactly the paths through the product of the masks."""
+    made = _load(ROOT / "solution", "made", "reference")
+    results = iter(check.made_dependencies(made))
+    for _, case, n_sets in check.MADE_CASES:
+        kwargs = {k: v for k, v in case.items() if k != "nout_per_input"}
+        for k in range(n_sets):
+            d = check.MADE_INPUTS
+            model = made.MADE(d, check.MADE_HIDDEN, d * case["nout_per_input"], **kwargs)
+            for _ in range(k):
+                model.update_masks()
+            masks = [layer.mask for layer in model.net if isinstance(layer, made.MaskedLinear)]
+            reach = masks[0]
+            for mask in masks[1:]:
+                reach = mask @ reach  # (outputs, inputs): number of paths
+            reach = reach.view(-1, d, d).amax(dim=0) > 0  # [variable, input]
+            order = model.order
+            assert torch.equal(next(results).depends, reach[order][:, order]), (case, k)
+
+
 # --------------------------------------------------------------------------- the witness
 
 
