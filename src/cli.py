@@ -197,7 +197,7 @@ def build_parser():
     p.add_argument("--out", type=Path, default=Path("runs/receptive_field.png"))
 
     p = sub.add_parser("check", help="is your model autoregressive? pictures of which outputs depend on which inputs")
-    p.add_argument("model", choices=["made", "pixelcnn"])
+    p.add_argument("model", choices=["made", "pixelcnn"], help="pixelcnn also checks the colour model once 3e runs")
     common(p, device=False)
     p.add_argument("--out", type=Path, default=Path("runs/check"), metavar="DIR",
                    help="folder of the pictures (default runs/check)")
