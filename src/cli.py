@@ -214,6 +214,12 @@ def build_parser():
     p.add_argument("--kernel-size", type=_positive_int)
     p.add_argument("--out", type=Path, default=Path("runs/receptive_field.png"))
 
+    p = sub.add_parser("check", help="is your model autoregressive? pictures of which outputs depend on which inputs")
+    p.add_argument("model", choices=["made", "pixelcnn"], help="pixelcnn also checks the colour model once 3e runs")
+    common(p, device=False)
+    p.add_argument("--out", type=Path, default=Path("runs/check"), metavar="DIR",
+                   help="folder of the pictures (default runs/check)")
+
     p = sub.add_parser("baseline", help="NLL of the independent-pixel and uniform baselines")
     p.add_argument("--data", choices=["binary", "color"], default="binary",
                    help="binarised MNIST (default) or coloured MNIST")
@@ -479,6 +485,12 @@ def _hparams_text(hparams):
     return ", ".join(f"{k}={v}" for k, v in hparams.items())
 
 
+def cmd_check(args):
+    from .check import run
+
+    return run(args.model, args.impl, args.out)
+
+
 def cmd_baseline(args):
     from .train import independent_pixel_baseline, uniform_baseline
 
@@ -497,7 +509,7 @@ def cmd_baseline(args):
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
-            "receptive-field": cmd_receptive_field, "baseline": cmd_baseline}
+            "receptive-field": cmd_receptive_field, "baseline": cmd_baseline, "check": cmd_check}
 
 
 # ---------------------------------------------------------------------------
