@@ -32,8 +32,10 @@ from pathlib import Path
 from .models import IMPLS, MODEL_NAMES, ROOT, ImplConflictError
 
 EXIT_USAGE = 2
+# BEGIN STAFF ONLY (tools/build_release.py leaves this out of the students' copy, which has one implementation)
 #: the implementations present in this copy (``--impl`` is offered only when there is a choice)
 AVAILABLE_IMPLS = tuple(impl for impl in IMPLS if (ROOT / impl).is_dir())
+# END STAFF ONLY
 
 #: Settings of the runs.  "quick": small model, slice of MNIST, about a minute on
 #: a 2-core CPU.  "full": all of MNIST, sized for a GPU.  ``None`` limit = whole split.
@@ -42,7 +44,7 @@ PRESETS = {
         "quick": {"hparams": {"hidden_sizes": [500], "num_masks": 1, "natural_ordering": True},
                   "train_limit": 10000, "valid_limit": 2000, "test_limit": 2000,
                   "epochs": 12, "batch_size": 100, "lr": 3e-3, "lr_decay": 1.0, "patience": 3, "n_samples": 64},
-        # measured on one H200 (tools/gpu_full_runs.sh): test NLL 87.30 nats, early stop after 16 epochs;
+        # measured on one H200: test NLL 87.30 nats, early stop after 16 epochs;
         # without --ema/--weight-decay the same model overfits after 7 epochs (89.43 nats)
         "full": {"hparams": {"hidden_sizes": [8000], "num_masks": 1, "natural_ordering": True},
                  "train_limit": None, "valid_limit": None, "test_limit": None,
@@ -53,7 +55,7 @@ PRESETS = {
         "quick": {"hparams": {"channels": 32, "num_blocks": 4, "kernel_size": 7},
                   "train_limit": 4000, "valid_limit": 1000, "test_limit": 1000,
                   "epochs": 3, "batch_size": 50, "lr": 2e-3, "lr_decay": 1.0, "patience": 3, "n_samples": 16},
-        # measured on one H200 (tools/gpu_full_runs.sh): test NLL 82.22 nats after 28 epochs, ~13 s/epoch
+        # measured on one H200: test NLL 82.22 nats after 28 epochs, ~13 s/epoch
         "full": {"hparams": {"channels": 128, "num_blocks": 20, "kernel_size": 7},
                  "train_limit": None, "valid_limit": None, "test_limit": None,
                  "epochs": 80, "batch_size": 100, "lr": 1e-3, "lr_decay": 0.93, "patience": 6, "n_samples": 64},
@@ -129,11 +131,12 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p, device=True):
+        p.set_defaults(impl="submission")
+        # BEGIN STAFF ONLY
         if len(AVAILABLE_IMPLS) > 1:
             p.add_argument("--impl", choices=AVAILABLE_IMPLS, default="submission",
                            help="whose code to run: your submission/ (default) or the staff solution/")
-        else:
-            p.set_defaults(impl="submission")
+        # END STAFF ONLY
         if device:
             p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                            help="auto = cuda if available (default)")
@@ -517,7 +520,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
 # ---------------------------------------------------------------------------
 
 def _impl_frame(tb):
-    """The innermost traceback frame inside submission/ or solution/, if any."""
+    """The innermost traceback frame inside an implementation's folder (submission/, ...), if any."""
     found = None
     for frame, lineno in traceback.walk_tb(tb):
         path = Path(frame.f_code.co_filename).resolve()

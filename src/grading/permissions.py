@@ -1,8 +1,9 @@
 """Permission changes that a root grader makes for the time it grades, and undoes, even when it dies.
 
-A grader running as root changes the permissions of paths it did not create: the staff-only paths of its
-checkout become root-only (``make_root_only``), and folders on the way to Python that the sandbox user cannot
-enter get search permission for that user (``grant_search``: an ACL entry, or ``o+x`` without ``setfacl``).
+A grader running as root changes the permissions of paths it did not create: the grader's private folders
+of its checkout (``PROTECTED_PATHS``) become root-only (``make_root_only``), and folders on the way to Python
+that the sandbox user cannot enter get search permission for that user (``grant_search``: an ACL entry, or
+``o+x`` without ``setfacl``).
 Several graders may do this at once on one machine, in the same checkout or side by side, and any of them may
 be killed at any moment.  So every change goes through one journal, ``LOCK_DIR/permissions.json`` (root-only),
 read and written under an exclusive ``flock``:
