@@ -19,7 +19,7 @@ from src.grading import graded
 from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.checks import run_subcases
 from src.grading.goodness_of_fit import chi_square_p_value
-from src.grading.probes.q3 import (absent, dependence_problems, head_layout, image_codes,
+from src.grading.probes.q3 import (absent, dependence_problems, expect_depends_on_earlier, head_layout, image_codes,
                                    log_probs_from_logits, recorded, run_model_probe)
 
 CENTRE_CASES = [["A", 3, 3, 3], ["B", 3, 3, 3], ["A", 3, 12, 3], ["B", 12, 6, 3], ["A", 5, 7, 3], ["B", 7, 5, 3],
@@ -91,11 +91,10 @@ def test_colour_pixelcnn_hidden(student, reference, set_score=None):
             case = f"{_name(config)}, a {H}x{W} image and its copies with one value changed"
             expect_tensor(out["logits"], what="PixelCNN.forward", case=case,
                           shape=(1 + 3 * H * W, config["num_levels"], 3, H, W), dtype_kind="float")
-            problems = dependence_problems(out, levels=config["num_levels"], colors=3, height=H, width=W,
-                                           required=False)
+            problems = dependence_problems(out, levels=config["num_levels"], colors=3, height=H, width=W)
             if problems:
-                fail("PixelCNN.forward", case, "logits[b, :, c, i, j] must not depend on colour c or a later "
-                                               "colour of pixel (i, j), nor on a later pixel: " + "; ".join(problems))
+                fail("PixelCNN.forward", case, "logits[b, :, c, i, j] must depend on exactly the colours before c "
+                                               "of pixel (i, j) and the pixels before it: " + "; ".join(problems))
 
     def colour_log_prob():
         config = _colour_config(4, 12)
@@ -143,6 +142,7 @@ def test_colour_pixelcnn_hidden(student, reference, set_score=None):
                                               f"counted {result['forward_calls']}")
         logits = expect_tensor(out["logits"], what="PixelCNN.forward", case="all 64 binary colour images of size 1x2",
                                shape=(64, 2, 3, 1, 2), dtype_kind="float")
+        expect_depends_on_earlier(logits, what="PixelCNN.sample", case=f"{n} samples of 1x2 colour images")
         log_p = log_probs_from_logits(logits, out["images"])
         log_p = log_p - log_p.exp().sum().log()
         p_value, stat, df = chi_square_p_value(image_codes(out["runs"][0]["samples"], 2), log_p)
@@ -153,6 +153,8 @@ def test_colour_pixelcnn_hidden(student, reference, set_score=None):
 
     # The masks are what 3e adds; forward, log_prob and sample written for any C (as their docstrings ask) earn
     # the rest.
+    forward = "colour forward: layout and dependences"
     run_subcases([("color_center_mask", 0.45, centre_masks), ("conv_mask with colours", 0.45, colour_conv_masks),
-                  ("colour forward: layout and dependences", 0.2, colour_forward),
-                  ("colour log_prob", 0.2, colour_log_prob), ("colour sampling", 0.2, colour_sample)], set_score)
+                  (forward, 0.2, colour_forward),
+                  ("colour log_prob", 0.2, colour_log_prob, forward), ("colour sampling", 0.2, colour_sample, forward)],
+                 set_score)
