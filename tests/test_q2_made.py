@@ -5,6 +5,10 @@ stand-ins for ``MaskedLinear``, ``made_degrees`` and ``made_masks`` (they build 
 valid but simpler MADE than the one 2a asks for), so each part is graded on its
 own: a bug in ``made_masks`` costs points in 2a only.
 
+No points without a correct result: a part that checks a property (the mask is a
+buffer, autoregressive, D forward passes, reproducible, ...) earns its points only
+when the same function also gives correct values in the part it names.
+
 Tolerances: the models and inputs are float32 (as in training), so values are
 compared within float32 rounding of a few sums (``F32``); log-likelihoods that
 the test computes from your own logits are compared in float64 against your
