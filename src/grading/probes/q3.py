@@ -443,6 +443,17 @@ def expect_depends_on_earlier(logits, *, what, case):
                          "forward does not depend on the earlier pixels, so no sample can be judged")
 
 
+def expect_sees_something(out, *, what, case):
+    """Causality first, where ``dependence_problems(required=False)`` judges only what is hidden: in
+    ``pixelcnn_perturbations``' result some logits must move when some earlier value changes."""
+    from ..checks import fail
+
+    logits = out["logits"].double()
+    if not (logits[1:] - logits[:1]).abs().max().item() > 1e-4 * max(1.0, logits[:1].abs().max().item()):
+        fail(what, case, "the logits never changed, whichever value of the image changed: they must depend on the "
+                         "values that come before them")
+
+
 def head_layout(head_out, *, levels, colors):
     """The logits (B, K, C, H, W) that the contract makes of the head's output (B, C*K, H, W)."""
     B, _, H, W = head_out.shape
