@@ -187,14 +187,14 @@ class MADE(nn.Module):
         """
         ### START CODE HERE ###
         x = x.to(self.net[0].weight.dtype)
-        if self.num_masks == 1:
-            return -F.binary_cross_entropy_with_logits(self(x), x, reduction="none").sum(dim=1)
-        # set_mask writes in place into masks that a graph would have saved: evaluate without one
-        with torch.no_grad():
+        # with several mask sets, set_mask writes in place into masks that a graph would have saved: no graph then
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.num_masks == 1):
             per_mask = []
             for _ in range(self.num_masks):
-                per_mask.append(-F.binary_cross_entropy_with_logits(self(x), x, reduction="none").sum(dim=1))
-                self.update_masks()
+                log_p = -F.binary_cross_entropy_with_logits(self(x), x, reduction="none").sum(dim=1)
+                per_mask.append(log_p)
+                if self.num_masks > 1:
+                    self.update_masks()
             per_mask = torch.stack(per_mask, dim=0)
             return torch.logsumexp(per_mask, dim=0) - math.log(self.num_masks)
         ### END CODE HERE ###
