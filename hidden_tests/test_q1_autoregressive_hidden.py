@@ -1,6 +1,8 @@
 """Hidden tests of Question 1 (autoregressive.py): likelihoods, bits/dim, DiscreteAR2D, FVSBN.
 
-Each test scores graded parts (partial credit).  The probes are in
+Each test scores graded parts (partial credit); a part that checks a property
+(reproducible, normalised, the upper triangle unused, ...) names as a fourth
+element the parts whose correct values it needs (``requires``).  The probes are in
 src/grading/probes/q1.py; its docstring says how a bug in 1a is kept from costing
 points in 1d (``expect_fvsbn_log_prob``).
 
