@@ -1,6 +1,8 @@
 """Hidden tests of Question 1 (autoregressive.py): likelihoods, bits/dim, DiscreteAR2D, FVSBN.
 
-Each test scores graded parts (partial credit).  The probes are in
+Each test scores graded parts (partial credit); a part that checks a property
+(reproducible, normalised, the upper triangle unused, ...) names as a fourth
+element the parts whose correct values it needs (``requires``).  The probes are in
 src/grading/probes/q1.py; its docstring says how a bug in 1a is kept from costing
 points in 1d (``expect_fvsbn_log_prob``).
 
@@ -132,7 +134,7 @@ def test_discrete_ar2d_log_prob_hidden(student, reference, set_score=None):
                 fail("DiscreteAR2D.log_prob", name, problem)
 
     run_subcases([("order (0, 1)", 0.35, values([0, 1])), ("order (1, 0)", 0.35, values([1, 0])),
-                  ("normalisation", 0.3, normalisation)], set_score)
+                  ("normalisation", 0.3, normalisation, ("order (0, 1)", "order (1, 0)"))], set_score)
 
 
 AR2D_SAMPLE_TABLES = {
@@ -169,7 +171,9 @@ def test_discrete_ar2d_sample_hidden(student, reference, set_score=None):
                                what="DiscreteAR2D.sample", case=case, p_min=P_MIN)
         return check
 
-    run_subcases([("shape, dtype and values", 0.1, shapes), ("same generator seed, same samples", 0.1, reproducible),
+    correct = ("distribution, order (0, 1)", "distribution, order (1, 0)")
+    run_subcases([("shape, dtype and values", 0.1, shapes, correct),
+                  ("same generator seed, same samples", 0.1, reproducible, correct),
                   ("distribution, order (0, 1)", 0.15, distribution([0, 1], 212)),
                   ("distribution, order (1, 0)", 0.15, distribution([1, 0], 213))], set_score)
 
@@ -230,8 +234,10 @@ def test_fvsbn_log_prob_hidden(student, reference, set_score=None):
         ("values, ordering loaded with load_state_dict", 0.15,
          values("state_dict", 301, 5, "state_dict", " (ordering loaded with load_state_dict)")),
         ("values, default ordering", 0.15, values("default", 302, 5, "default", " (order=None)")),
-        ("entries on and above the diagonal have no effect", 0.25, triangle),
-        ("each conditional depends only on earlier variables", 0.25, dependence),
+        ("entries on and above the diagonal have no effect", 0.25, triangle,
+         "values, ordering given to the constructor"),
+        ("each conditional depends only on earlier variables", 0.25, dependence,
+         "values, ordering given to the constructor"),
     ], set_score)
 
 
@@ -270,6 +276,8 @@ def test_fvsbn_sample_hidden(student, reference, set_score=None):
                                what="FVSBN.sample", case=case, p_min=P_MIN)
         return check
 
-    run_subcases([("shape, dtype and values", 0.1, shapes), ("same generator seed, same samples", 0.1, reproducible),
+    correct = ("distribution, D=4", "distribution, D=5")
+    run_subcases([("shape, dtype and values", 0.1, shapes, correct),
+                  ("same generator seed, same samples", 0.1, reproducible, correct),
                   ("distribution, D=4", 0.15, distribution(0, 342)), ("distribution, D=5", 0.15, distribution(1, 343))],
                  set_score)

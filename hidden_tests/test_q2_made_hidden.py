@@ -23,6 +23,8 @@ from src.grading.made_judging import (
     expect_same_state,
     chi_square_p_value,
     expect_binary_samples,
+    ensemble_log_prob,
+    expect_model_depends_on_inputs,
 )
 
 
@@ -54,7 +56,8 @@ def test_2a_hidden(student, reference, set_score=None):
     cases = SubCases(2.0)
     what = "MaskedLinear"
     results = {}
-    with cases.case(0.15, "MaskedLinear: the mask buffer (other shapes, bias=False)"):
+    linear_values = "MaskedLinear.forward and its gradients"
+    with cases.case(0.15, "MaskedLinear: the mask buffer (other shapes, bias=False)", requires=linear_values):
         for seed, cin, cout, batch, bias in MASKED_LINEAR_CASES:
             case = f"MaskedLinear({cin}, {cout}, bias={bias})"
             out = results[seed] = student.run("q2.masked_linear", seed=seed, in_features=cin, out_features=cout,
@@ -65,7 +68,8 @@ def test_2a_hidden(student, reference, set_score=None):
             mask = expect_tensor(out["initial_mask"], what=what, case=case + ", mask after __init__",
                                  shape=(cout, cin), dtype_kind="float")
             expect_true(bool((mask == 1).all()), what=what, case=case, problem="the initial mask must be all ones")
-    with cases.case(0.1, "MaskedLinear: the mask moves with the module (.double())"):
+    set_mask_double = "MaskedLinear.set_mask: in place (same tensor, dtype kept after .double())"
+    with cases.case(0.1, "MaskedLinear: the mask moves with the module (.double())", requires=set_mask_double):
         case = "MaskedLinear(5, 3).double()"
         out_double = student.run("q2.masked_linear", seed=14, in_features=5, out_features=3, batch=4, double=True)
         mask = expect_tensor(out_double["mask_after_double"], what=what, case=case, shape=(3, 5))
@@ -81,7 +85,7 @@ def test_2a_hidden(student, reference, set_score=None):
             expect_true(mask.dtype == torch.float32, what="MaskedLinear.set_mask", case=case,
                         problem=f"the mask buffer became {mask.dtype}: copy the values into the float buffer")
             expect_equal(mask, out["mask_set"], what="MaskedLinear.set_mask", case=case)
-    with cases.case(0.1, "MaskedLinear.set_mask: in place (same tensor, dtype kept after .double())"):
+    with cases.case(0.1, set_mask_double):
         out = needs(results.get(11), what="MaskedLinear.set_mask", case="MaskedLinear(7, 4)")
         expect_true(out["same_object"], what="MaskedLinear.set_mask", case="MaskedLinear(7, 4)",
                     problem="self.mask is a new tensor after set_mask: copy into the buffer in place (copy_)")
@@ -100,7 +104,7 @@ def test_2a_hidden(student, reference, set_score=None):
         expect_equal(out["mask_after_set"], out["mask_set"], what="MaskedLinear.set_mask", case=case)
         expect_close(out["out"], reference("twice_out", out["out"]), what="MaskedLinear.forward", case=case,
                      hidden=True, **F32)
-    with cases.case(0.25, "MaskedLinear.forward and its gradients"):
+    with cases.case(0.25, linear_values):
         for seed, cin, cout, batch, bias in MASKED_LINEAR_CASES:
             case = f"MaskedLinear({cin}, {cout}, bias={bias}), batch {batch}"
             out = needs(results.get(seed), what="MaskedLinear.forward", case=case)
@@ -117,19 +121,20 @@ def test_2a_hidden(student, reference, set_score=None):
             if bias:
                 expect_close(out["bias_grad"], reference(f"bias_grad_{seed}", out["bias_grad"]),
                              what="MaskedLinear.forward", case=case + ", gradient of the bias", hidden=True, **F32)
-    with cases.case(0.1, "MaskedLinear: the mask is saved in and loaded from the state_dict"):
+    with cases.case(0.1, "MaskedLinear: the mask is saved in and loaded from the state_dict", requires=linear_values):
         out = needs(results.get(11), what=what, case="MaskedLinear(7, 4)")
         case = "MaskedLinear(7, 4): a fresh layer loads the state_dict of one with a mask set"
         reloaded = expect_tensor(out["reloaded_mask"], what=what, case=case, shape=(4, 7))
         expect_equal(reloaded, out["mask_set"], what=what, case=case)
-    with cases.case(0.1, "MaskedLinear.forward is vectorised"):
+    with cases.case(0.1, "MaskedLinear.forward is vectorised", requires=linear_values):
         timing = student.run("q2.masked_linear_timing", in_features=256, out_features=256, batch=64)
         ratio = timing["student_s"] / timing["plain_s"]
         expect_true(ratio < 10, what="MaskedLinear.forward", case="256 -> 256, batch 64",
                     problem=f"{ratio:.0f} times slower than nn.Linear of the same shape ({timing['student_s'] * 1e3:.2f} "
                             f"ms per call): compute x @ (mask * weight).T + bias in one matrix product")
 
-    with cases.case(0.2, "made_degrees: input degrees"):
+    input_degrees = "made_degrees: input degrees"
+    with cases.case(0.2, input_degrees):
         for index, order in enumerate(DEGREE_ORDERS):
             case = f"order={order}, hidden_sizes=[3]"
             out = student.run("q2.made_degrees", order=order, hidden_sizes=[3], seed=index)
@@ -155,12 +160,13 @@ def test_2a_hidden(student, reference, set_score=None):
 
     range_cases = [([4, 0, 5, 1, 3, 2], [10, 3, 8], 0), ([1, 0], [4, 4], 1), (list(range(9)), [1, 50, 50], 2),
                    ([2, 0, 1], [6], 3)]
-    with cases.case(0.2, "made_degrees: hidden degrees lie in {min of the layer below, ..., D-2}"):
+    with cases.case(0.2, "made_degrees: hidden degrees lie in {min of the layer below, ..., D-2}",
+                    requires=input_degrees):
         for order, hidden_sizes, seed in range_cases:
             case = f"order={order}, hidden_sizes={hidden_sizes}, seed {seed}"
             out = student.run("q2.made_degrees", order=order, hidden_sizes=hidden_sizes, seed=seed)
             check_hidden_degrees(out["degrees"], len(order), hidden_sizes, case)
-    with cases.case(0.1, "made_degrees: every allowed degree occurs in a wide layer"):
+    with cases.case(0.1, "made_degrees: every allowed degree occurs in a wide layer", requires=input_degrees):
         for seed in range(6):
             order, hidden_sizes = [3, 7, 1, 10, 0, 5, 8, 2, 11, 4, 9, 6], [1, 300]
             case = f"D=12, hidden_sizes={hidden_sizes}, seed {seed}"
@@ -171,7 +177,8 @@ def test_2a_hidden(student, reference, set_score=None):
             expect_true(not missing, what="made_degrees", case=case + ", layer 2",
                         problem=f"300 degrees drawn uniformly from {{{low}, ..., 10}} never took the values "
                                 f"{missing}: is the upper end D-2 included?")
-    with cases.case(0.1, "made_degrees: drawn with the generator (reproducible; generator=None works)"):
+    with cases.case(0.1, "made_degrees: drawn with the generator (reproducible; generator=None works)",
+                    requires=input_degrees):
         order, hidden_sizes = [2, 4, 0, 3, 1], [40, 40]
         case = f"order={order}, hidden_sizes={hidden_sizes}"
         out = student.run("q2.made_degrees", order=order, hidden_sizes=hidden_sizes, seed=5, other_seed=6,
@@ -223,7 +230,9 @@ def _config_case(nin, hidden_sizes, nout, num_masks, natural_ordering):
 def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
     cases = SubCases(1.0)
     what = "MADE.forward / update_masks"
-    with cases.case(0.25, "forward: autoregressive for one mask set (orderings, depths, k > 1, no hidden layer)"):
+    forward_values = "forward with given weights and masks"
+    with cases.case(0.25, "forward: autoregressive for one mask set (orderings, depths, k > 1, no hidden layer)",
+                    requires=forward_values):
         for nin, hidden_sizes, nout, natural, seed in SINGLE_SET_CONFIGS:
             case = _config_case(nin, hidden_sizes, nout, 1, natural)
             out = student.run("q2.made_structure", nin=nin, hidden_sizes=hidden_sizes, nout=nout, num_masks=1,
@@ -233,7 +242,8 @@ def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
                         problem=f"expected logits of shape (8, {nout}), got {entry['out_shape']}")
             expect_autoregressive(entry, nin, nout, what=what, case=case)
     multi = {}
-    with cases.case(0.15, "forward: autoregressive for every mask set"):
+    every_set = "forward: autoregressive for every mask set"
+    with cases.case(0.15, every_set, requires=forward_values):
         for nin, hidden_sizes, nout, num_masks, natural, seed in [(5, [30], 15, 3, False, 7), (4, [16, 16], 8, 2, True, 8),
                                                                   (6, [32], 6, 3, False, 9)]:
             case = _config_case(nin, hidden_sizes, nout, num_masks, natural)
@@ -242,7 +252,7 @@ def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
                 natural_ordering=natural, seed=seed, n_sets=2 * num_masks + 1, twin=True)
             for i, entry in enumerate(out["sets"]):
                 expect_autoregressive(entry, nin, nout, what=what, case=f"{case}, after {i} calls of update_masks")
-    with cases.case(0.1, "update_masks: the order buffer"):
+    with cases.case(0.1, "update_masks: the order buffer", requires=every_set):
         out = needs(multi.get((4, 2, True)), what="MADE.update_masks", case="natural ordering")
         for i, entry in enumerate(out["sets"]):
             expect_equal(entry["order"], torch.arange(4), what="MADE.update_masks",
@@ -255,14 +265,15 @@ def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
                                case=f"{_config_case(6, [32], 6, 3, False)}, after {i} calls, self.order")
             expect_true(entry["order"].dtype == torch.int64, what="MADE.update_masks", case="self.order",
                         problem=f"the order buffer must stay int64, got {entry['order'].dtype}")
-    with cases.case(0.1, "update_masks: mask_index advances modulo num_masks"):
+    with cases.case(0.1, "update_masks: mask_index advances modulo num_masks", requires=every_set):
         for key, num_masks in (((5, 3, False), 3), ((4, 2, True), 2)):
             out = needs(multi.get(key), what="MADE.update_masks", case=f"num_masks={num_masks}")
             indices = [entry["mask_index"] for entry in out["sets"]]
             expected = [i % num_masks for i in range(len(indices))]
             expect_true(indices == expected, what="MADE.update_masks", case=f"num_masks={num_masks}",
                         problem=f"mask_index after 0, 1, 2, ... calls should be {expected}, got {indices}")
-    with cases.case(0.1, "update_masks: mask set k is a function of (seed, k) (cycling, same seed same masks)"):
+    with cases.case(0.1, "update_masks: mask set k is a function of (seed, k) (cycling, same seed same masks)",
+                    requires=every_set):
         for key, num_masks in (((5, 3, False), 3), ((4, 2, True), 2), ((6, 3, False), 3)):
             out = needs(multi.get(key), what="MADE.update_masks", case=f"num_masks={num_masks}")
             sets = out["sets"]
@@ -275,14 +286,14 @@ def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
                               case=f"num_masks={num_masks}, two models built with the same arguments",
                               problem="the first mask set must be the same: seed each mask set's generator "
                                       "with a function of (seed, k)")
-    with cases.case(0.05, "update_masks: the mask sets differ"):
+    with cases.case(0.05, "update_masks: the mask sets differ", requires=every_set):
         out = needs(multi.get((6, 3, False)), what="MADE.update_masks", case="num_masks=3")
         sets = out["sets"][:3]
         expect_true(not all(torch.equal(s["order"], sets[0]["order"]) for s in sets), what="MADE.update_masks",
                     case=_config_case(6, [32], 6, 3, False),
                     problem="the 3 mask sets all have the same random ordering: each set k needs its own "
                             "generator seed")
-    with cases.case(0.15, "forward with given weights and masks"):
+    with cases.case(0.15, forward_values):
         case = "MADE(5, [12, 10], 10) with seeded weights and random 0/1 masks set by set_mask"
         out = student.run("q2.made_forward_loaded", nin=5, hidden_sizes=[12, 10], nout=10, seed=31, batch=7)
         expect_close(out["logits"], reference("loaded_logits", out["logits"]), what="MADE.forward", case=case,
@@ -291,7 +302,7 @@ def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
         out = student.run("q2.made_forward_loaded", nin=3, hidden_sizes=[], nout=3, seed=32, batch=5)
         expect_close(out["logits"], reference("no_hidden_logits", out["logits"]), what="MADE.forward", case=case,
                      hidden=True, **F32)
-    with cases.case(0.1, "forward is vectorised"):
+    with cases.case(0.1, "forward is vectorised", requires=forward_values):
         timing = student.run("q2.made_forward_timing", nin=64, hidden_sizes=[128], batch=128)
         ratio = timing["student_s"] / timing["layers_s"]
         expect_true(ratio < 5, what="MADE.forward", case="MADE(64, [128], 64), batch 128",
@@ -301,17 +312,13 @@ def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
     cases.finish(set_score)
 
 
-def _ensemble(per_set, x):
-    """log (1/M) sum_k p_k(x), from the model's own logits under each mask set (float64)."""
-    ll = torch.stack([bernoulli_ll(x, entry["logits"]) for entry in per_set])
-    return torch.logsumexp(ll, 0) - torch.log(torch.tensor(float(len(per_set)), dtype=torch.float64))
-
-
 @graded("2b-2-hidden", partial=True)
 def test_2b_log_prob_hidden(student, reference, set_score=None):
     cases = SubCases(1.0)
     what = "MADE.log_prob"
-    with cases.case(0.2, "log_prob with one mask set"):
+    one_set = "log_prob with one mask set"
+    several_sets = "log_prob with several mask sets: log of the mean of the likelihoods"
+    with cases.case(0.2, one_set):
         for nin, hidden_sizes, natural, seed in [(8, [32, 32], False, 41), (6, [20], True, 42)]:
             case = _config_case(nin, hidden_sizes, nin, 1, natural) + ", random binary batch of 32"
             out = student.run("q2.made_log_prob", nin=nin, hidden_sizes=hidden_sizes, num_masks=1,
@@ -319,7 +326,7 @@ def test_2b_log_prob_hidden(student, reference, set_score=None):
             log_p = expect_tensor(out["log_prob"], what=what, case=case, shape=(32,), dtype_kind="float")
             expect_close(log_p, bernoulli_ll(out["x"], out["per_set"][0]["logits"]), what=what,
                          case=case + " (vs the Bernoulli log-likelihood of your own forward logits)", **LL)
-    with cases.case(0.2, "log_prob: exp(log_prob) sums to 1 over all inputs"):
+    with cases.case(0.2, "log_prob: exp(log_prob) sums to 1 over all inputs", requires=(one_set, several_sets)):
         for nin, hidden_sizes, num_masks, seed in [(6, [32], 1, 43), (5, [24], 3, 44)]:
             case = _config_case(nin, hidden_sizes, nin, num_masks, False) + f", all {2 ** nin} binary inputs"
             out = student.run("q2.made_log_prob", nin=nin, hidden_sizes=hidden_sizes, num_masks=num_masks,
@@ -328,16 +335,16 @@ def test_2b_log_prob_hidden(student, reference, set_score=None):
             total = float(log_p.double().exp().sum())
             expect_true(abs(total - 1) < NORMALISATION_ATOL, what=what, case=case,
                         problem=f"sum over all inputs of exp(log_prob) is {total:.6f}, not 1")
-    with cases.case(0.3, "log_prob with several mask sets: log of the mean of the likelihoods"):
+    with cases.case(0.3, several_sets):
         for nin, hidden_sizes, num_masks, natural, seed in [(6, [32], 3, False, 45), (5, [16, 16], 2, True, 46)]:
             case = _config_case(nin, hidden_sizes, nin, num_masks, natural) + ", random binary batch of 16"
             out = student.run("q2.made_log_prob", nin=nin, hidden_sizes=hidden_sizes, num_masks=num_masks,
                               natural_ordering=natural, seed=seed, batch=16)
             log_p = expect_tensor(out["log_prob"], what=what, case=case, shape=(16,), dtype_kind="float")
-            expect_close(log_p, _ensemble(out["per_set"], out["x"]), what=what,
+            expect_close(log_p, ensemble_log_prob(out["per_set"], out["x"]), what=what,
                          case=case + " (vs log (1/M) sum_k p_k(x), from your own forward logits under each mask "
                                      "set)", **LL)
-    with cases.case(0.1, "log_prob leaves the model with the mask set it had"):
+    with cases.case(0.1, "log_prob leaves the model with the mask set it had", requires=several_sets):
         for advance in (1, 2):
             case = _config_case(5, [20], 5, 3, False) + f", mask set {advance} in use"
             out = student.run("q2.made_log_prob", nin=5, hidden_sizes=[20], num_masks=3, natural_ordering=False,
@@ -351,7 +358,8 @@ def test_2b_log_prob_hidden(student, reference, set_score=None):
         log_p = expect_tensor(out["log_prob"], what=what, case=case, shape=(16,), dtype_kind="float")
         expect_close(log_p, bernoulli_ll(out["x"], out["per_set"][0]["logits"]), what=what,
                      case=case + " (do not take log(sigmoid(.)) directly)", **LL)
-    with cases.case(0.1, "log_prob is differentiable (training minimises -log_prob)"):
+    with cases.case(0.1, "log_prob is differentiable with one mask set (training minimises -log_prob)",
+                    requires=one_set):
         case = _config_case(5, [16], 5, 1, False)
         out = student.run("q2.made_log_prob", nin=5, hidden_sizes=[16], num_masks=1, natural_ordering=False,
                           seed=49, batch=8, backward=True)
@@ -388,18 +396,20 @@ def test_2c_sample_hidden(student, reference, set_score=None):
             out = runs[name] = student.run("q2.made_sample", weight_scale=3.0, n=n, gen_seed=7, n_none=20, **kwargs)
             samples = out["samples"]
             expect_binary_samples(samples, n, kwargs["nin"], what=what, case=case)
+            expect_model_depends_on_inputs(out, what=what, case=case)
             p_value, stat, df = chi_square_p_value(samples, out["all_x"], out["logits"])
             expect_true(p_value >= MIN_P_VALUE, what=what, case=case + f", order {out['before']['order'].tolist()}",
                         problem=f"the samples do not follow the model's distribution p(x) computed from its "
                                 f"forward pass (chi-square {stat:.1f} with {df} degrees of freedom, p-value "
                                 f"{p_value:.2g} < {MIN_P_VALUE:g}): sample the variables in the order self.order, "
                                 "with the mask set in use")
-    with cases.case(0.15, "sample leaves the mask set in use"):
+    distributions = [f"sample: distribution, {name}" for name, _ in distribution_cases]
+    with cases.case(0.15, "sample leaves the mask set in use", requires=distributions):
         for name, _ in distribution_cases:
             out = needs(runs.get(name), what=what, case=name)
             expect_same_state(out["after"], out["before"], what=what, case=name,
                               problem="sampling must not change the mask set (masks, order, mask_index)")
-    with cases.case(0.2, "sample: exactly D forward passes"):
+    with cases.case(0.2, "sample: exactly D forward passes", requires=distributions):
         for nin, hidden_sizes, sample_n in [(7, [16], 50), (2, [8], 10), (3, [], 1)]:
             case = f"MADE({nin}, {hidden_sizes}, {nin}), sample({sample_n}, generator)"
             out = runs[nin] = student.run("q2.made_sample", nin=nin, hidden_sizes=hidden_sizes, natural_ordering=False,
@@ -410,7 +420,8 @@ def test_2c_sample_hidden(student, reference, set_score=None):
             out = needs(runs.get(name), what=what, case=name)
             expect_true(out["forward_calls"] == 5, what=what, case=name,
                         problem=f"expected exactly D = 5 forward passes, counted {out['forward_calls']}")
-    with cases.case(0.1, "sample: shape, dtype and values for small n; same generator seed, same samples"):
+    with cases.case(0.1, "sample: shape, dtype and values for small n; same generator seed, same samples",
+                    requires=distributions):
         for nin, sample_n in ((7, 50), (2, 10), (3, 1)):
             case = f"MADE({nin}, ..., {nin}), sample({sample_n}, generator)"
             out = needs(runs.get(nin), what=what, case=case)
@@ -420,7 +431,7 @@ def test_2c_sample_hidden(student, reference, set_score=None):
             expect_true(torch.equal(first, second), what=what, case=f"MADE({nin}, ...), sample(64) twice with "
                         "generators of the same seed", problem="the samples differ: draw every random number from "
                                                                 "`generator`")
-    with cases.case(0.15, "sample with generator=None"):
+    with cases.case(0.15, "sample with generator=None", requires=distributions):
         for name, kwargs in distribution_cases:
             out = needs(runs.get(name), what=what, case=name)
             expect_binary_samples(out["none"], 20, kwargs["nin"], what=what, case=f"{name}, sample(20) (generator=None)")

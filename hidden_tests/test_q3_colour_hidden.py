@@ -19,8 +19,8 @@ from src.grading import graded
 from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.checks import run_subcases
 from src.grading.goodness_of_fit import chi_square_p_value
-from src.grading.probes.q3 import (absent, dependence_problems, head_layout, image_codes,
-                                   log_probs_from_logits, recorded, run_model_probe)
+from src.grading.probes.q3 import (absent, dependence_problems, expect_depends_on_earlier, expect_sees_something,
+                                   head_layout, image_codes, log_probs_from_logits, recorded, run_model_probe)
 
 CENTRE_CASES = [["A", 3, 3, 3], ["B", 3, 3, 3], ["A", 3, 12, 3], ["B", 12, 6, 3], ["A", 5, 7, 3], ["B", 7, 5, 3],
                 ["A", 4, 4, 2], ["B", 2, 6, 2], ["A", 12, 12, 3], ["B", 1, 4, 2]]
@@ -91,6 +91,7 @@ def test_colour_pixelcnn_hidden(student, reference, set_score=None):
             case = f"{_name(config)}, a {H}x{W} image and its copies with one value changed"
             expect_tensor(out["logits"], what="PixelCNN.forward", case=case,
                           shape=(1 + 3 * H * W, config["num_levels"], 3, H, W), dtype_kind="float")
+            expect_sees_something(out, what="PixelCNN.forward", case=case)
             problems = dependence_problems(out, levels=config["num_levels"], colors=3, height=H, width=W,
                                            required=False)
             if problems:
@@ -143,6 +144,7 @@ def test_colour_pixelcnn_hidden(student, reference, set_score=None):
                                               f"counted {result['forward_calls']}")
         logits = expect_tensor(out["logits"], what="PixelCNN.forward", case="all 64 binary colour images of size 1x2",
                                shape=(64, 2, 3, 1, 2), dtype_kind="float")
+        expect_depends_on_earlier(logits, what="PixelCNN.sample", case=f"{n} samples of 1x2 colour images")
         log_p = log_probs_from_logits(logits, out["images"])
         log_p = log_p - log_p.exp().sum().log()
         p_value, stat, df = chi_square_p_value(image_codes(out["runs"][0]["samples"], 2), log_p)
@@ -153,6 +155,8 @@ def test_colour_pixelcnn_hidden(student, reference, set_score=None):
 
     # The masks are what 3e adds; forward, log_prob and sample written for any C (as their docstrings ask) earn
     # the rest.
+    forward = "colour forward: layout and dependences"
     run_subcases([("color_center_mask", 0.45, centre_masks), ("conv_mask with colours", 0.45, colour_conv_masks),
-                  ("colour forward: layout and dependences", 0.2, colour_forward),
-                  ("colour log_prob", 0.2, colour_log_prob), ("colour sampling", 0.2, colour_sample)], set_score)
+                  (forward, 0.2, colour_forward),
+                  ("colour log_prob", 0.2, colour_log_prob, forward), ("colour sampling", 0.2, colour_sample, forward)],
+                 set_score)

@@ -18,7 +18,7 @@ from src.grading import graded
 from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.checks import run_subcases
 from src.grading.goodness_of_fit import chi_square_p_value
-from src.grading.probes.q3 import (absent, dependence_problems, image_codes,
+from src.grading.probes.q3 import (absent, dependence_problems, expect_depends_on_earlier, image_codes,
                                    log_probs_from_logits, recorded, run_model_probe)
 
 
@@ -135,28 +135,44 @@ def test_pixelcnn_values_hidden(student, reference, set_score=None):
                 fail("PixelCNN.log_prob", case, f"exp(log_prob) should sum to 1 over all images, got {total:.6g}")
 
     run_subcases([("ResidualBlock.forward", 0.25, residual), ("PixelCNN.forward", 0.25, forward),
-                  ("PixelCNN.log_prob", 0.25, log_prob), ("log_prob sums to 1 over all images", 0.25, normalisation)],
+                  ("PixelCNN.log_prob", 0.25, log_prob),
+                  ("log_prob sums to 1 over all images", 0.25, normalisation, "PixelCNN.log_prob")],
                  set_score)
 
 
 @graded("3b-2-hidden", partial=True)
 def test_pixelcnn_structure_hidden(student, reference, set_score=None):
+    perturbations = {}
+
     def dependences():
         for index, (config, H, W) in enumerate(DEPENDENCE_CASES):
             weights = _weights(student, reference, f"order/{index}", seed=40 + index, config=config)
             out = run_model_probe(student, "q3.pixelcnn_perturbations", weights=weights, seed=40 + index,
                                   config=config, height=H, width=W)
+            perturbations[index] = out
             if weights is None:
                 raise absent(f"3b-2-hidden/weights/order/{index}")
             case = f"{_pixelcnn_name(config)}, a {H}x{W} image and its copies with one pixel changed"
             expect_tensor(out["logits"], what="PixelCNN.forward", case=case,
                           shape=(1 + H * W, config["num_levels"], 1, H, W), dtype_kind="float")
+            expect_close(out["logits"], reference(f"order_logits/{index}", out["logits"]), what="PixelCNN.forward",
+                         case=case, atol=1e-4, rtol=1e-4, hidden=True)
             problems = dependence_problems(out, levels=config["num_levels"], colors=1, height=H, width=W)
             if problems:
                 fail("PixelCNN.forward", case, "logits[b, :, 0, i, j] must depend on exactly the pixels before "
                                                "(i, j) in raster order: " + "; ".join(problems))
 
     def vectorised():
+        for index, (config, H, W) in enumerate(DEPENDENCE_CASES):  # the timed log_prob computes a correct result
+            out = perturbations.get(index)
+            case = f"{_pixelcnn_name(config)}, a {H}x{W} image and its copies with one pixel changed"
+            if out is None:
+                fail("PixelCNN.log_prob", case, "not checked: your code raised an error (see the first failed part)")
+            expect_tensor(out["log_prob"], what="PixelCNN.log_prob", case=case, shape=(1 + H * W,),
+                          dtype_kind="float")
+            expect_close(out["log_prob"], log_probs_from_logits(out["logits"], out["x"]), what="PixelCNN.log_prob",
+                         case=case + ": the sum over pixels of log softmax(forward(x)) at x", atol=1e-4, rtol=1e-4,
+                         hidden=True)
         # CPU time of the worker's thread, minimum of 7: a Python loop over pixels is ~100 times the twin, the
         # reference 1.1 (up to 2.1 with more processes than cores)
         out = student.run("q3.pixelcnn_timing", seed=45, config=TIMING_CONFIG, batch=8, height=10, width=10,
@@ -169,7 +185,7 @@ def test_pixelcnn_structure_hidden(student, reference, set_score=None):
                      f"compute all pixels at once, without Python loops over pixels or values")
 
     run_subcases([("only earlier pixels are seen", 0.5, dependences),
-                  ("vectorised forward and log_prob", 0.5, vectorised)], set_score)
+                  ("vectorised forward and log_prob", 0.5, vectorised, "only earlier pixels are seen")], set_score)
 
 
 # ------------------------------------------------------------------------------- 3c
@@ -205,6 +221,7 @@ def _distribution(student, reference, *, key, seed, gain, config, n, H, W):
     count = K ** (H * W)
     logits = expect_tensor(out["logits"], what="PixelCNN.forward", case=f"all {count} images of size {H}x{W}",
                            shape=(count, K, 1, H, W), dtype_kind="float")
+    expect_depends_on_earlier(logits, what="PixelCNN.sample", case=case)
     log_p = log_probs_from_logits(logits, out["images"])
     log_p = log_p - log_p.exp().sum().log()
     p_value, stat, df = chi_square_p_value(image_codes(samples, K), log_p)
@@ -246,8 +263,10 @@ def test_pixelcnn_sample_hidden(student, reference, set_score=None):
             fail("PixelCNN.sample", "twice with n=50, image_shape=(3, 3), generator=torch.Generator().manual_seed(5)",
                  "the two calls gave different samples: draw every random number from `generator`")
 
-    run_subcases([("shape, dtype and values", 0.3, shapes), ("H*W forward passes for any n", 0.3, forward_passes),
-                  ("reproducible with the same generator", 0.3, reproducible),
+    correct = ("distribution, binary 2x3", "distribution, 4 levels, 3x1")
+    run_subcases([("shape, dtype and values", 0.3, shapes, correct),
+                  ("H*W forward passes for any n", 0.3, forward_passes, correct),
+                  ("reproducible with the same generator", 0.3, reproducible, correct),
                   ("distribution, binary 2x3", 0.3,
                    lambda: _distribution(student, reference, key="binary", seed=50, gain=2.5, config=SAMPLE_CONFIG,
                                          n=6000, H=2, W=3)),

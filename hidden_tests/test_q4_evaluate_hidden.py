@@ -40,7 +40,8 @@ def test_evaluate_nll_hidden(student, set_score=None):
         for key in CASES:
             check_float_types(outs[key], CASES[key])
 
-    run_subcases([("bare tensor batches, uneven last batch", 0.4, values("tensors")),
-                  ("(x, y) tuples, colour images", 0.4, values("tuples")),
-                  ("DataLoader with a last batch of 1; a single batch", 0.4, values("dataloader", "one_batch")),
-                  ("Python floats", 0.3, types)], set_score)
+    value_parts = ("bare tensor batches, uneven last batch", "(x, y) tuples, colour images",
+                   "DataLoader with a last batch of 1; a single batch")
+    run_subcases([(value_parts[0], 0.4, values("tensors")), (value_parts[1], 0.4, values("tuples")),
+                  (value_parts[2], 0.4, values("dataloader", "one_batch")),
+                  ("Python floats", 0.3, types, value_parts)], set_score)

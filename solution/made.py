@@ -178,19 +178,25 @@ class MADE(nn.Module):
             ``log p(x)``.  With ``num_masks = M`` it is the log of the mean of the
             M likelihoods, ``log (1/M) sum_k p_k(x)``, where ``p_k`` uses mask set
             ``k``; the model is left with the mask set it had before the call.
-            Differentiable (training minimises ``-log_prob(x).mean()``); with one
-            mask set it must not change the masks.
+            With one mask set it must not change the masks, and it is
+            differentiable: training minimises ``-log_prob(x).mean()`` under one
+            mask set per step (switching sets between steps with
+            ``update_masks``).  With several mask sets it is an evaluation
+            quantity, as in the MADE paper (train one mask set per step,
+            ensemble at test time): it need not be differentiable.
         """
         ### START CODE HERE ###
         x = x.to(self.net[0].weight.dtype)
-        per_mask = []
-        for _ in range(self.num_masks):
-            log_p = -F.binary_cross_entropy_with_logits(self(x), x, reduction="none").sum(dim=1)
-            per_mask.append(log_p)
-            if self.num_masks > 1:
-                self.update_masks()
-        per_mask = torch.stack(per_mask, dim=0)
-        return torch.logsumexp(per_mask, dim=0) - math.log(self.num_masks)
+        # with several mask sets, set_mask writes in place into masks that a graph would have saved: no graph then
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.num_masks == 1):
+            per_mask = []
+            for _ in range(self.num_masks):
+                log_p = -F.binary_cross_entropy_with_logits(self(x), x, reduction="none").sum(dim=1)
+                per_mask.append(log_p)
+                if self.num_masks > 1:
+                    self.update_masks()
+            per_mask = torch.stack(per_mask, dim=0)
+            return torch.logsumexp(per_mask, dim=0) - math.log(self.num_masks)
         ### END CODE HERE ###
 
     @torch.no_grad()

@@ -56,3 +56,17 @@ def run(command, cwd=ROOT, timeout=900, env=None, check=True):
 @pytest.fixture(scope="session")
 def manifest():
     return json.loads((ROOT / "tests" / "points.json").read_text())
+
+
+def grade_submission(folder, results, *selection, timeout=600):
+    """Grade the submission in ``folder`` with ``grader.py [selection...]``, writing ``results``;
+    return {test id: (score, max_score)}."""
+    command = [sys.executable, "grader.py", *selection, "--submission", str(folder), "--results", str(results)]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if completed.returncode != 0 or not Path(results).exists():
+        raise RuntimeError(f"grader failed on {folder}:\n{completed.stdout[-2000:]}{completed.stderr[-2000:]}")
+    scores = {}
+    for test in json.loads(Path(results).read_text())["tests"]:
+        test_id = test.get("number") or test["name"].split()[0]
+        scores[test_id] = (test["score"], test["max_score"])
+    return scores

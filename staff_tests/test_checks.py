@@ -75,3 +75,27 @@ def test_chi_square_accepts_a_true_sampler_and_rejects_a_wrong_one():
     rare = torch.tensor([0.999, 0.0005, 0.0005])
     assert chi_square_p_value(torch.zeros(1000, dtype=torch.long), rare.log())[2] == 1
     assert chi_square_p_value(torch.tensor([0, 6]), probs.log())[0] == 0.0
+
+
+def test_a_part_that_requires_a_failed_part_earns_nothing_and_says_which():
+    scores, error = _score([("values", 0.5, _wrong), ("vectorised", 0.25, lambda: None, "values"),
+                            ("cycling", 0.25, lambda: None, ("vectorised",))])
+    assert scores == [0.0]
+    text = str(error)
+    assert text.startswith("3 of 3 parts failed:")
+    assert "[vectorised, 0.25 pt] not credited" in text and "'values'" in text
+    assert "[cycling, 0.25 pt] not credited" in text and "'vectorised'" in text
+
+
+def test_a_part_whose_required_parts_pass_earns_its_points():
+    assert _score([("vectorised", 0.25, lambda: None, "values"), ("values", 0.75, lambda: None)]) == ([1.0], None)
+
+
+def test_a_required_part_with_unknown_verdict_leaves_the_part_unknown():
+    scores, error = _score([("values", 0.5, _absent), ("vectorised", 0.5, lambda: None, "values")])
+    assert scores == [0.0] and isinstance(error, ExpectedValuesAbsent)
+
+
+def test_requires_must_name_a_part_of_the_test():
+    with pytest.raises(AssertionError, match="requires names no part"):
+        run_subcases([("a", 1.0, lambda: None, "typo")], lambda score: None)

@@ -10,12 +10,12 @@ public tests alone catch.
 """
 import json
 import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from conftest import grade_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = sorted((ROOT / "staff_tests" / "mutants").glob("*.json"))
@@ -45,17 +45,7 @@ def grade(mutant, workdir):
     """Grade the mutant's question; return {test id: (score, max_score)}."""
     folder = workdir / mutant["id"]
     make_mutant(mutant, folder / "submission")
-    results = folder / "results.json"
-    command = [sys.executable, "grader.py", mutant["question"], "--submission", str(folder / "submission"),
-               "--results", str(results)]
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    if completed.returncode != 0 or not results.exists():
-        raise RuntimeError(f"grader failed on mutant {mutant['id']}:\n{completed.stdout[-2000:]}{completed.stderr[-2000:]}")
-    scores = {}
-    for test in json.loads(results.read_text())["tests"]:
-        test_id = test.get("number") or test["name"].split()[0]
-        scores[test_id] = (test["score"], test["max_score"])
-    return scores
+    return grade_submission(folder / "submission", folder / "results.json", mutant["question"])
 
 
 @pytest.fixture(scope="module")

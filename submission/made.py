@@ -156,8 +156,12 @@ class MADE(nn.Module):
             ``log p(x)``.  With ``num_masks = M`` it is the log of the mean of the
             M likelihoods, ``log (1/M) sum_k p_k(x)``, where ``p_k`` uses mask set
             ``k``; the model is left with the mask set it had before the call.
-            Differentiable (training minimises ``-log_prob(x).mean()``); with one
-            mask set it must not change the masks.
+            With one mask set it must not change the masks, and it is
+            differentiable: training minimises ``-log_prob(x).mean()`` under one
+            mask set per step (switching sets between steps with
+            ``update_masks``).  With several mask sets it is an evaluation
+            quantity, as in the MADE paper (train one mask set per step,
+            ensemble at test time): it need not be differentiable.
         """
         ### START CODE HERE ###
         raise NotImplementedError

@@ -5,6 +5,10 @@ stand-ins for ``MaskedLinear``, ``made_degrees`` and ``made_masks`` (they build 
 valid but simpler MADE than the one 2a asks for), so each part is graded on its
 own: a bug in ``made_masks`` costs points in 2a only.
 
+No points without a correct result: a part that checks a property (the mask is a
+buffer, autoregressive, D forward passes, reproducible, ...) earns its points only
+when the same function also gives correct values in the part it names.
+
 Tolerances: the models and inputs are float32 (as in training), so values are
 compared within float32 rounding of a few sums (``F32``); log-likelihoods that
 the test computes from your own logits are compared in float64 against your
@@ -26,6 +30,8 @@ from src.grading.made_judging import (
     expect_same_state,
     chi_square_p_value,
     expect_binary_samples,
+    ensemble_log_prob,
+    expect_model_depends_on_inputs,
 )
 
 
@@ -37,7 +43,7 @@ from src.grading.made_judging import (
 def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
     cases = SubCases(1.0)
     what, out = "MaskedLinear", None
-    with cases.case(0.3, "MaskedLinear: the mask buffer"):
+    with cases.case(0.3, "MaskedLinear: the mask buffer", requires="MaskedLinear: set_mask, forward and gradients"):
         out = student.run("q2.masked_linear", seed=0, in_features=5, out_features=3, batch=4)
         case = "MaskedLinear(5, 3)"
         expect_true(out["is_buffer"], what=what, case=case,
@@ -103,7 +109,8 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
 def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=None):
     cases = SubCases(1.0)
     what = "MADE.forward / update_masks"
-    with cases.case(0.25, "forward: shape and autoregressive property (natural ordering)"):
+    forward_values = "forward with given weights and masks"
+    with cases.case(0.25, "forward: shape and autoregressive property (natural ordering)", requires=forward_values):
         case = "MADE(4, [16], 4), natural ordering, one mask set"
         out = student.run("q2.made_structure", nin=4, hidden_sizes=[16], nout=4, num_masks=1,
                           natural_ordering=True, seed=0, n_sets=1)
@@ -116,7 +123,7 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
         expect_true(entry["mask_index"] == 0, what="MADE.update_masks", case=case,
                     problem=f"after __init__, mask_index must be 0, got {entry['mask_index']!r}")
         expect_autoregressive(entry, 4, 4, what=what, case=case)
-    with cases.case(0.25, "update_masks: random orderings, cycling through 2 mask sets"):
+    with cases.case(0.25, "update_masks: random orderings, cycling through 2 mask sets", requires=forward_values):
         case = "MADE(5, [24], 5, num_masks=2, natural_ordering=False)"
         out = student.run("q2.made_structure", nin=5, hidden_sizes=[24], nout=5, num_masks=2,
                           natural_ordering=False, seed=1, n_sets=3)
@@ -126,7 +133,7 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
             expect_autoregressive(entry, 5, 5, what=what, case=f"{case}, after {i} calls of update_masks")
         expect_same_state(out["sets"][2], out["sets"][0], what="MADE.update_masks", case=case,
                           problem="after num_masks = 2 calls the model must be back to the masks it started with")
-    with cases.case(0.2, "forward with given weights and masks"):
+    with cases.case(0.2, forward_values):
         case = "MADE(4, [8], 4) with seeded weights and random 0/1 masks set by set_mask"
         out = student.run("q2.made_forward_loaded", nin=4, hidden_sizes=[8], nout=4, seed=3, batch=6)
         expect_close(out["logits"], reference("loaded_logits", out["logits"]), what="MADE.forward", case=case,
@@ -146,6 +153,9 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
         out = student.run("q2.made_log_prob", nin=4, hidden_sizes=[16], num_masks=2, natural_ordering=False,
                           seed=4)
         log_p = expect_tensor(out["log_prob"], what="MADE.log_prob", case=case, shape=(16,), dtype_kind="float")
+        expect_close(log_p, ensemble_log_prob(out["per_set"], out["x"]), what="MADE.log_prob",
+                     case=case + " (vs log (1/M) sum_k p_k(x), from your own forward logits under each mask set)",
+                     **LL)
         total = float(log_p.double().exp().sum())
         expect_true(abs(total - 1) < NORMALISATION_ATOL, what="MADE.log_prob", case=case,
                     problem=f"sum over all inputs of exp(log_prob) is {total:.6f}, not 1: the ensemble must be the "
@@ -165,7 +175,8 @@ def test_2c_made_sample(student, reference, set_score=None):
     what = "MADE.sample"
     case = "MADE(4, [16], 4) with a random ordering, sample(4000, generator)"
     out = None
-    with cases.case(0.25, "sample: shape, values, D forward passes, reproducible"):
+    distribution = "sample: distribution (chi-square test against the model's own probabilities)"
+    with cases.case(0.25, "sample: shape, values, D forward passes, reproducible", requires=distribution):
         out = student.run("q2.made_sample", nin=4, hidden_sizes=[16], num_masks=1, natural_ordering=False, seed=2,
                           weight_scale=3.0, n=4000, gen_seed=0)
         samples = out["samples"]
@@ -176,9 +187,10 @@ def test_2c_made_sample(student, reference, set_score=None):
         expect_binary_samples(first, 64, 4, what=what, case="sample(64, generator)")
         expect_true(torch.equal(first, second), what=what, case="sample(64) twice with generators of the same seed",
                     problem="the samples differ: draw every random number from `generator`")
-    with cases.case(0.25, "sample: distribution (chi-square test against the model's own probabilities)"):
+    with cases.case(0.25, distribution):
         samples = needs(out, what=what, case=case)["samples"]
         expect_binary_samples(samples, 4000, 4, what=what, case=case)
+        expect_model_depends_on_inputs(out, what=what, case=case)
         p_value, stat, df = chi_square_p_value(samples, out["all_x"], out["logits"])
         expect_true(p_value >= MIN_P_VALUE, what=what, case=case + f", order {out['before']['order'].tolist()}",
                     problem=f"the 4000 samples do not follow the model's distribution p(x) computed from its "

@@ -10,7 +10,8 @@ preprocessing) does not cost extra-credit points too.  3a-3c never use colour.
 """
 from src.grading import graded
 from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
-from src.grading.probes.q3 import dependence_problems, head_layout, recorded, run_model_probe
+from src.grading.probes.q3 import (dependence_problems, expect_sees_something, head_layout, recorded,
+                                   run_model_probe)
 
 COLOUR = dict(in_channels=3, num_levels=4, channels=12, num_blocks=1, kernel_size=3)
 
@@ -41,8 +42,9 @@ def test_color_center_mask_and_colour_forward(student, reference):
                           width=2)
     expect_tensor(out["logits"], what="PixelCNN.forward", case="13 images of shape (3, 2, 2)",
                   shape=(13, 4, 3, 2, 2), dtype_kind="float")
+    case = "a 2x2 colour image and its copies with one value changed"
+    expect_sees_something(out, what="PixelCNN.forward", case=case)
     problems = dependence_problems(out, levels=4, colors=3, height=2, width=2, required=False)
     if problems:
-        fail("PixelCNN.forward", "a 2x2 colour image and its copies with one value changed",
-             "logits[b, :, c, i, j] must not depend on colour c or a later colour of pixel (i, j), "
-             "nor on a later pixel: " + "; ".join(problems))
+        fail("PixelCNN.forward", case, "logits[b, :, c, i, j] must not depend on colour c or a later colour of "
+                                       "pixel (i, j), nor on a later pixel: " + "; ".join(problems))

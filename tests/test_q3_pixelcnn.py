@@ -14,7 +14,7 @@ import torch
 from src.grading import graded
 from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.goodness_of_fit import chi_square_p_value
-from src.grading.probes.q3 import (image_codes, log_probs_from_logits, recorded,
+from src.grading.probes.q3 import (expect_depends_on_earlier, image_codes, log_probs_from_logits, recorded,
                                    run_model_probe)
 
 GREY = dict(in_channels=1, num_levels=2, channels=8, num_blocks=1, kernel_size=3)
@@ -104,6 +104,7 @@ def test_pixelcnn_sample(student, reference):
              f"images differ): draw every random number from `generator`")
     logits = expect_tensor(out["logits"], what="PixelCNN.forward", case="all 16 binary 2x2 images",
                            shape=(16, 2, 1, 2, 2), dtype_kind="float")
+    expect_depends_on_earlier(logits, what="PixelCNN.sample", case="4000 samples of 2x2 binary images")
     log_p = log_probs_from_logits(logits, out["images"])
     log_p = log_p - log_p.exp().sum().log()
     p_value, stat, df = chi_square_p_value(image_codes(first, 2), log_p)

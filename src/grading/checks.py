@@ -86,35 +86,74 @@ class SubCases:
     of them (so that its traceback is shown even where hidden verdicts are not).
     A missing hidden reference value is re-raised when nothing failed, and noted
     when something did.
+
+    No points without a correct result: a part that judges speed, structure or a
+    property (vectorised, autoregressive, number of forward passes, reproducible,
+    masks untouched, ...), which a function that computes nothing could pass, names
+    with ``requires`` the part(s) that check a correct result of the same function
+    (usually on the same call).  It earns its points only if those parts passed
+    too (and their own ``requires``, in turn); otherwise it is listed as failed,
+    saying which part it needed.
     """
 
     def __init__(self, total):
         self.total, self.declared, self.earned, self.count = total, 0.0, 0.0, 0
         self.failures, self.student_error, self.absent = [], None, None
+        self.verdicts, self.gated = {}, []  # name -> "passed" / "failed" / "absent"; parts with requires
 
     @contextlib.contextmanager
-    def case(self, points, name):
+    def case(self, points, name, requires=()):
+        """One graded part; ``requires``: name(s) of the parts that must also pass for it to earn points."""
         from .reference import ExpectedValuesAbsent
         from .sandbox import StudentCodeError
 
         self.declared += points
         self.count += 1
+        self.verdicts[name] = "failed"
         try:
             yield
         except ExpectedValuesAbsent as error:
             self.absent = self.absent or error
+            self.verdicts[name] = "absent"
         except StudentCodeError as error:
             self.student_error = self.student_error or error
             self.failures.append((f"{name}, {points:g} pt", str(error)))
         except AssertionError as error:
             self.failures.append((f"{name}, {points:g} pt", str(error)))
         else:
-            self.earned += points
+            self.verdicts[name] = "passed"
+            requires = (requires,) if isinstance(requires, str) else tuple(requires)
+            if requires:
+                self.gated.append((name, points, requires))
+            else:
+                self.earned += points
+
+    def _credit_gated_parts(self):
+        """Credit each passed part whose required parts passed (transitively); list the others as failed."""
+        changed = True
+        while changed:  # a part whose requirement is not credited is not credited either
+            changed = False
+            for name, _, requires in self.gated:
+                if self.verdicts[name] == "passed" and any(self.verdicts.get(r) != "passed" for r in requires):
+                    unknown = all(self.verdicts.get(r) in ("passed", "absent") for r in requires)
+                    self.verdicts[name] = "absent" if unknown else "not credited"
+                    changed = True
+        for name, points, requires in self.gated:
+            if self.verdicts[name] == "passed":
+                self.earned += points
+            elif self.verdicts[name] == "not credited":
+                missing = ", ".join(f"'{r}'" for r in requires if self.verdicts.get(r) != "passed")
+                self.failures.append((f"{name}, {points:g} pt",
+                                      f"not credited: what this part checks holds even for code that computes "
+                                      f"nothing, so its points need a correct result in {missing}, which failed"))
 
     def finish(self, set_score):
         from .sandbox import StudentCodeError
 
         assert abs(self.declared - self.total) < 1e-9, f"the parts' points add up to {self.declared}, not {self.total}"
+        unknown = [r for _, _, requires in self.gated for r in requires if r not in self.verdicts]
+        assert not unknown, f"requires names no part of this test: {unknown}"
+        self._credit_gated_parts()
         set_score(round(min(self.earned, self.total), 6))
         if not self.failures:
             if self.absent is not None:
@@ -134,9 +173,10 @@ class SubCases:
 
 
 def run_subcases(subcases, set_score):
-    """Run graded parts ``[(name, points, function), ...]`` with :class:`SubCases`."""
-    cases = SubCases(sum(points for _, points, _ in subcases))
-    for name, points, function in subcases:
-        with cases.case(points, name):
+    """Run graded parts ``[(name, points, function), ...]`` with :class:`SubCases`; a part may add a fourth
+    element, the ``requires`` of :meth:`SubCases.case`."""
+    cases = SubCases(sum(part[1] for part in subcases))
+    for name, points, function, *requires in subcases:
+        with cases.case(points, name, requires=requires[0] if requires else ()):
             function()
     cases.finish(set_score)

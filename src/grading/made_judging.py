@@ -80,6 +80,26 @@ def expect_same_state(actual, expected, *, what, case, problem):
                          f"order {expected['order'].tolist()} -> {actual['order'].tolist()})")
 
 
+def ensemble_log_prob(per_set, x):
+    """log (1/M) sum_k p_k(x), from the model's own logits under each mask set (float64)."""
+    ll = torch.stack([bernoulli_ll(x, entry["logits"]) for entry in per_set])
+    return torch.logsumexp(ll, 0) - torch.log(torch.tensor(float(len(per_set)), dtype=torch.float64))
+
+
+def expect_model_depends_on_inputs(out, *, what, case):
+    """Causality first: the samples of ``q2.made_sample`` are judged against the model's own
+    logits, which must depend on the earlier variables (else any noise of the right marginals passes)."""
+    order, logits = out["before"]["order"], expect_tensor(out["logits"], what="MADE.forward", case=case,
+                                                          shape=tuple(out["all_x"].shape), dtype_kind="float")
+    last = int(order[-1])
+    column = logits[:, last].double()
+    spread = (column - column[0]).abs().max().item()
+    expect_true(spread > 1e-4 * max(1.0, column.abs().max().item()), what=what, case=case,
+                problem=f"the model's own logit of x[{last}] (last in the order) is the same for all "
+                        f"{logits.shape[0]} inputs: forward does not depend on the earlier variables, so no "
+                        "sample can be judged")
+
+
 def chi_square_p_value(samples, all_x, logits):
     """p-value of Pearson's chi-square test of binary ``samples`` (n, D) against
     p(x) = exp(bernoulli_ll(x, logits)) over all outcomes ``all_x`` (2**D, D), in any order."""

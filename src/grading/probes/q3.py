@@ -229,7 +229,9 @@ def pixelcnn_perturbations(submission, *, weights, seed, config, height, width):
 
     Returns ``base`` (1, C, H, W), ``changed`` (C*H*W, 3): (colour, row, column)
     changed in copy r, and ``logits`` (1 + C*H*W, K, C, H, W) (whatever the
-    student's forward returns).  The test reads off which logits moved.
+    student's forward returns).  The test reads off which logits moved.  Also
+    ``x``, the whole batch, and ``log_prob``, the student's log_prob of it (None
+    if that raises: log_prob is graded where the test asks for it).
     """
     C, K = config.get("in_channels", 1), config["num_levels"]
     model = _layers(submission.pixelcnn, weights, config=config, fallback_seed=seed)
@@ -242,9 +244,14 @@ def pixelcnn_perturbations(submission, *, weights, seed, config, height, width):
                 x[c, i, j] = (x[c, i, j] + 1) % K
                 batch.append(x)
                 changed.append([c, i, j])
+    x = torch.stack(batch)
     with torch.no_grad():
-        logits = model(torch.stack(batch))
-    return {"base": base, "changed": torch.tensor(changed), "logits": logits}
+        logits = model(x)
+        try:
+            log_prob = model.log_prob(x)
+        except Exception:  # noqa: BLE001  (graded where the test asks for it)
+            log_prob = None
+    return {"base": base, "changed": torch.tensor(changed), "logits": logits, "x": x, "log_prob": log_prob}
 
 
 @probe("pixelcnn")
@@ -422,6 +429,29 @@ def dependence_problems(out, *, levels, colors, height, width, required=True):
             problems.append(f"the logits of {'colour %d' % c if C > 1 else 'a pixel'} never changed when "
                             f"{kind} changed, anywhere in the image (that value comes before it)")
     return problems
+
+
+def expect_depends_on_earlier(logits, *, what, case):
+    """Causality first: the model's own logits (N, K, C, H, W) on all N images, against which samples
+    are judged, must depend on what comes before the last value (else noise of the right marginals passes)."""
+    from ..checks import fail
+
+    last = logits[:, :, -1, -1, -1].double()
+    spread = (last - last[:1]).abs().max().item()
+    if not spread > 1e-4 * max(1.0, last.abs().max().item()):
+        fail(what, case, f"the model's own logits of the last value are the same for all {logits.shape[0]} images: "
+                         "forward does not depend on the earlier pixels, so no sample can be judged")
+
+
+def expect_sees_something(out, *, what, case):
+    """Causality first, where ``dependence_problems(required=False)`` judges only what is hidden: in
+    ``pixelcnn_perturbations``' result some logits must move when some earlier value changes."""
+    from ..checks import fail
+
+    logits = out["logits"].double()
+    if not (logits[1:] - logits[:1]).abs().max().item() > 1e-4 * max(1.0, logits[:1].abs().max().item()):
+        fail(what, case, "the logits never changed, whichever value of the image changed: they must depend on the "
+                         "values that come before them")
 
 
 def head_layout(head_out, *, levels, colors):
