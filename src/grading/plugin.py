@@ -117,11 +117,6 @@ class GraderPlugin:
     def pytest_keyboard_interrupt(self, excinfo):
         self.interrupted = True
 
-    def prestart(self, submission_dir, timeout_s):
-        """Start the worker now, so that its start-up overlaps with pytest's (the fixture then uses it)."""
-        self.worker = Worker(submission_dir, timeout_s, self.launcher, **self.worker_options)
-        self.worker.start(wait=False)
-
     # -- collection ---------------------------------------------------------
     def pytest_collectreport(self, report):
         if report.failed:
