@@ -75,6 +75,17 @@ def expect_equal(actual, expected, *, what, case, hidden=False):
                      f"{expected[index].item()}, got {actual[index].item()}")
 
 
+_FINISHED_PARTS = []  # the parts of the tests finished since the plugin last took them (take_parts)
+
+
+def take_parts():
+    """The parts finished since the last call, as ``[{"name", "points", "earned"}, ...]`` (``earned`` None:
+    unknown in this copy); the plugin takes them after each test and writes them into results.json."""
+    parts = [{"name": name, "points": points, "earned": earned} for name, points, earned in _FINISHED_PARTS]
+    _FINISHED_PARTS.clear()
+    return parts
+
+
 class SubCases:
     """The parts of a partial-credit test: each part adds its points when its block passes.
 
@@ -85,12 +96,15 @@ class SubCases:
     ``StudentCodeError`` if the student's code raised, timed out or crashed in any
     of them (so that its traceback is shown even where hidden verdicts are not).
     A missing hidden reference value is re-raised when nothing failed, and noted
-    when something did.
+    when something did.  ``parts`` lists each part's outcome, ``(name, points,
+    earned)`` (``earned`` None: unknown here); ``finish`` hands them to the plugin
+    (:func:`take_parts`), which writes them into results.json.
     """
 
     def __init__(self, total):
         self.total, self.declared, self.earned, self.count = total, 0.0, 0.0, 0
         self.failures, self.student_error, self.absent = [], None, None
+        self.parts = []
 
     @contextlib.contextmanager
     def case(self, points, name):
@@ -103,19 +117,24 @@ class SubCases:
             yield
         except ExpectedValuesAbsent as error:
             self.absent = self.absent or error
+            self.parts.append((name, points, None))
         except StudentCodeError as error:
             self.student_error = self.student_error or error
             self.failures.append((f"{name}, {points:g} pt", str(error)))
+            self.parts.append((name, points, 0.0))
         except AssertionError as error:
             self.failures.append((f"{name}, {points:g} pt", str(error)))
+            self.parts.append((name, points, 0.0))
         else:
             self.earned += points
+            self.parts.append((name, points, points))
 
     def finish(self, set_score):
         from .sandbox import StudentCodeError
 
         assert abs(self.declared - self.total) < 1e-9, f"the parts' points add up to {self.declared}, not {self.total}"
         set_score(round(min(self.earned, self.total), 6))
+        _FINISHED_PARTS.extend(self.parts)
         if not self.failures:
             if self.absent is not None:
                 raise self.absent
