@@ -61,12 +61,7 @@ def manifest():
 def grade_submission(folder, results, *selection, timeout=600):
     """Grade the submission in ``folder`` with ``grader.py [selection...]``, writing ``results``;
     return {test id: (score, max_score)}."""
-    command = [sys.executable, "grader.py", *selection, "--submission", str(folder), "--results", str(results)]
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    if completed.returncode != 0 or not Path(results).exists():
-        raise RuntimeError(f"grader failed on {folder}:\n{completed.stdout[-2000:]}{completed.stderr[-2000:]}")
-    scores = {}
-    for test in json.loads(Path(results).read_text())["tests"]:
-        test_id = test.get("number") or test["name"].split()[0]
-        scores[test_id] = (test["score"], test["max_score"])
-    return scores
+    from tools.mutation_check import grade_folder
+
+    graded = grade_folder(folder, results, *selection, timeout=timeout)
+    return {test_id: (test["score"], test["max_score"]) for test_id, test in graded.items()}

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from src.grading.checks import SubCases, fail, run_subcases
+from src.grading.checks import SubCases, fail, run_subcases, take_parts
 from src.grading.goodness_of_fit import chi_square_p_value
 from src.grading.reference import ExpectedValuesAbsent
 from src.grading.sandbox import StudentCodeError
@@ -53,6 +53,14 @@ def test_missing_hidden_values_are_raised_when_nothing_else_failed_and_noted_oth
     assert scores == [0.5] and isinstance(error, ExpectedValuesAbsent)
     scores, error = _score([("a", 0.5, _wrong), ("b", 0.5, _absent)])
     assert scores == [0.0] and "verdict is unknown in this copy" in str(error)
+
+
+def test_each_parts_outcome_is_handed_to_the_plugin():
+    take_parts()
+    _score([("a", 0.25, _wrong), ("b", 0.5, lambda: None), ("c", 0.25, _absent)])
+    assert take_parts() == [{"name": "a", "points": 0.25, "earned": 0.0}, {"name": "b", "points": 0.5, "earned": 0.5},
+                            {"name": "c", "points": 0.25, "earned": None}]
+    assert take_parts() == []
 
 
 def test_the_parts_must_add_up_to_the_declared_total():

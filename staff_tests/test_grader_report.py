@@ -25,6 +25,8 @@ def test_every_outcome_gives_schema_valid_results():
                _result("2a-0-basic", 0.0, "failed", "made.MaskedLinear.forward: not implemented yet"),
                _result("2b-1-hidden", 0.4, "failed", "2 of 3 parts failed:\n[a] ...\n[b] ..."),
                _result("3e-0-basic", 0.5, "passed")]
+    parts = [{"name": "a", "points": 0.6, "earned": 0.0}, {"name": "b", "points": 0.4, "earned": 0.4}]
+    results[3].parts = parts
     summary = report.summarize(MANIFEST, results, submission="submission", collected={"1b-0-basic": "x"},
                                hidden_values_present=False)
     data = report.results_json(summary, 12.5)
@@ -37,6 +39,7 @@ def test_every_outcome_gives_schema_valid_results():
     assert tests["1b-0-basic"]["score"] == 0 and "did not run" in tests["1b-0-basic"]["output"]
     assert tests["1c-0-basic"]["output"] == "no test implements this id in this copy of the grader"
     assert tests["2a-0-basic"]["name"] == "2a-0-basic " + MANIFEST["questions"]["2a"]["title"]
+    assert tests["2b-1-hidden"]["extra_data"] == {"parts": parts} and "extra_data" not in tests["2a-0-basic"]
     text = report.format_report(summary)
     assert "0.5+? / 2" in text and "graded by hand" in text and "Extra credit:        0.5 / 2" in text
     assert "2 of 3 parts failed: [a] ..." in text  # the first line, with the line after a trailing colon

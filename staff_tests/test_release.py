@@ -308,11 +308,18 @@ def _plant_answer_key(copy):
     return path, f"written/answers/{key.name}"
 
 
-PLANTS = (_plant_function, _plant_renamed_loop, _plant_text, _plant_hidden_values, _plant_answer_key)
+def _plant_formula(copy):
+    """1b's answer, a formula that only the files of DOCSTRING_FORMULAS may compute, in a probe file."""
+    path = copy / "src" / "grading" / "probes" / "q1.py"
+    path.write_text(path.read_text() + "\n\ndef _bits(nll, num_dims):\n    return nll / (num_dims * math.log(2.0))\n")
+    return path, "src/grading/probes/q1.py"
+
+
+PLANTS = (_plant_function, _plant_renamed_loop, _plant_text, _plant_hidden_values, _plant_answer_key, _plant_formula)
 
 
 def test_build_fails_on_planted_leaks(repo_copy, workdir):
-    """Five leaks planted in a copy at once; the build must fail and name every one of them."""
+    """Six leaks planted in a copy at once; the build must fail and name every one of them."""
     planted = {plant.__name__.removeprefix("_plant_"): plant(repo_copy)[1] for plant in PLANTS}
     result = run([sys.executable, repo_copy / "tools" / "build_release.py", "--out", workdir / "dist-leak"],
                  cwd=repo_copy, check=False, timeout=600)

@@ -12,9 +12,9 @@ import torch
 
 from src.grading import graded
 from src.grading.checks import expect_close, expect_tensor
-from src.grading.probes.q1 import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
-                                   check_samples, describe_bernoulli_case, describe_categorical_case,
-                                   expect_fvsbn_log_prob)
+from src.grading.q1_judging import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
+                                    check_samples, describe_bernoulli_case, describe_categorical_case,
+                                    expect_fvsbn_log_prob)
 
 
 BERNOULLI_BASIC = [

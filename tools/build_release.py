@@ -227,8 +227,22 @@ COMMON_IDIOMS = (
     "x = batch[0] if isinstance(batch, (tuple, list)) else batch",
     "device = next(model.parameters()).device",
     "self.mask_index = (self.mask_index + 1) % self.num_masks",  # update_masks: mask_index <- (mask_index + 1) % ...
-    "return nll / (num_dims * math.log(2.0))",  # nll_to_bits_per_dim: ``nll / (num_dims * ln 2)``
+    "return nll / (num_dims * math.log(2.0))",  # nll_to_bits_per_dim: ``nll / (num_dims * ln 2)``; see DOCSTRING_FORMULAS
 )
+# Graded functions whose whole answer is a formula that the stub's docstring states: shipped code may compute
+# it (that gives nothing away), but only in the files listed.  Today one: the course library's bits/dim, and
+# the grader's judging of 1b, whose expected values are this formula, not recorded values (the one exception
+# to "expected values are recorded", see src/grading/probes/q1.py).  The leak check fails when the stub's
+# docstring stops stating the formula, when the reference stops computing it, or when another shipped file
+# computes it.
+DOCSTRING_FORMULAS = {
+    ("autoregressive.py", "nll_to_bits_per_dim"): {
+        "docstring": "nll / (num_dims * ln 2)",  # in the stub's docstring
+        "expressions": ("nll / (num_dims * math.log(2.0))",  # the reference's (in its marked region)
+                        "nll.double() / (num_dims * math.log(2.0))"),
+        "files": ("src/train.py", "src/grading/q1_judging.py"),
+    },
+}
 
 
 def _size(node):
@@ -365,6 +379,7 @@ class LeakChecker:
         self.forbidden_bytes = self._forbidden_files()
         self.answer_lines = self._answer_lines()
         self.hidden_values = self._hidden_values()
+        self.formulas, self.formula_problems = self._docstring_formulas()
 
     def _index_block(self, statements, region):
         self.block_index.setdefault((len(statements), _alpha_dump(statements)), region)
@@ -412,9 +427,27 @@ class LeakChecker:
                 values.setdefault(tuple(tensor.shape), []).append((key, tensor.double()))
         return values
 
+    def _docstring_formulas(self):
+        """dump of each allowed expression -> (function, its entry); and what no longer holds of the allowances."""
+        formulas, problems = {}, []
+        for (module, function), entry in DOCSTRING_FORMULAS.items():
+            where = f"DOCSTRING_FORMULAS[{module}, {function}]"
+            stub = next((n for n in ast.walk(ast.parse(self.stubs[module]))
+                         if isinstance(n, ast.FunctionDef) and n.name == function), None)
+            if stub is None or entry["docstring"] not in (ast.get_docstring(stub) or ""):
+                problems.append(f"{where}: the docstring of submission/{module}:{function} no longer states "
+                                f"{entry['docstring']!r}, so computing it in shipped code may give the answer away")
+            reference = ast.parse(entry["expressions"][0], mode="eval").body
+            if not any(_dump(reference) in {_dump(n) for s in region.statements for n in ast.walk(s)}
+                       for region in self.regions if region.file == module):
+                problems.append(f"{where}: the reference no longer computes {entry['expressions'][0]!r}")
+            for expression in entry["expressions"]:
+                formulas[_dump(ast.parse(expression, mode="eval").body)] = (function, entry)
+        return formulas, problems
+
     # -- the check ------------------------------------------------------------
     def check(self, bundle):
-        findings = []
+        findings = list(self.formula_problems)
         for arcname, payload in bundle.items():
             findings += self._check_path(arcname)
             digest = hashlib.sha256(payload).hexdigest()
@@ -449,6 +482,12 @@ class LeakChecker:
         findings = []
         seen = set()
         for node in ast.walk(tree):
+            formula = self.formulas.get(_dump(node)) if isinstance(node, ast.BinOp) else None
+            if formula and arcname not in formula[1]["files"] and formula[0] not in seen:
+                seen.add(formula[0])
+                findings.append(f"{arcname}:{node.lineno}: computes the answer of {formula[0]} "
+                                f"({ast.unparse(node)}); DOCSTRING_FORMULAS allows that only in "
+                                f"{', '.join(formula[1]['files'])}")
             if isinstance(node, ast.stmt):
                 hit = self.statement_index.get(_dump(node))
                 if hit and hit[0] not in seen:

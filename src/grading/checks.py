@@ -75,6 +75,17 @@ def expect_equal(actual, expected, *, what, case, hidden=False):
                      f"{expected[index].item()}, got {actual[index].item()}")
 
 
+_FINISHED_PARTS = []  # the parts of the tests finished since the plugin last took them (take_parts)
+
+
+def take_parts():
+    """The parts finished since the last call, as ``[{"name", "points", "earned"}, ...]`` (``earned`` None:
+    unknown in this copy); the plugin takes them after each test and writes them into results.json."""
+    parts = [{"name": name, "points": points, "earned": earned} for name, points, earned in _FINISHED_PARTS]
+    _FINISHED_PARTS.clear()
+    return parts
+
+
 class SubCases:
     """The parts of a partial-credit test: each part adds its points when its block passes.
 
@@ -94,12 +105,16 @@ class SubCases:
     (usually on the same call).  It earns its points only if those parts passed
     too (and their own ``requires``, in turn); otherwise it is listed as failed,
     saying which part it needed.
+    ``parts`` lists each part's outcome, ``(name, points, earned)`` (``earned``
+    None: unknown here), after the ``requires`` rule; ``finish`` hands them to
+    the plugin (:func:`take_parts`), which writes them into results.json.
     """
 
     def __init__(self, total):
         self.total, self.declared, self.earned, self.count = total, 0.0, 0.0, 0
         self.failures, self.student_error, self.absent = [], None, None
         self.verdicts, self.gated = {}, []  # name -> "passed" / "failed" / "absent"; parts with requires
+        self.order = []  # (name, points) of each part, in the order they ran
 
     @contextlib.contextmanager
     def case(self, points, name, requires=()):
@@ -109,6 +124,7 @@ class SubCases:
 
         self.declared += points
         self.count += 1
+        self.order.append((name, points))
         self.verdicts[name] = "failed"
         try:
             yield
@@ -147,6 +163,15 @@ class SubCases:
                                       f"not credited: what this part checks holds even for code that computes "
                                       f"nothing, so its points need a correct result in {missing}, which failed"))
 
+    @property
+    def parts(self):
+        """``[(name, points, earned), ...]`` in the order the parts ran; ``earned`` None: unknown here."""
+        def earned(name, points):
+            verdict = self.verdicts[name]
+            return points if verdict == "passed" else None if verdict == "absent" else 0.0
+
+        return [(name, points, earned(name, points)) for name, points in self.order]
+
     def finish(self, set_score):
         from .sandbox import StudentCodeError
 
@@ -155,6 +180,7 @@ class SubCases:
         assert not unknown, f"requires names no part of this test: {unknown}"
         self._credit_gated_parts()
         set_score(round(min(self.earned, self.total), 6))
+        _FINISHED_PARTS.extend(self.parts)
         if not self.failures:
             if self.absent is not None:
                 raise self.absent

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from .checks import take_parts
 from .privileges import GraderError
 from .protocol import ProtocolError
 from .reference import HIDDEN_FIXTURES, HIDDEN_TEST_DIR, ROOT, ExpectedValuesAbsent, Reference, ReferenceStore
@@ -39,6 +40,7 @@ class TestResult:
     message: str = ""
     seconds: float = 0.0
     internal: bool = False  # the grader, not the student's code, failed (worker start, test crash, ...)
+    parts: list = dataclasses.field(default_factory=list)  # SubCases parts: [{"name", "points", "earned"}]
 
 
 def pytest_configure(config):
@@ -115,11 +117,6 @@ class GraderPlugin:
     def pytest_keyboard_interrupt(self, excinfo):
         self.interrupted = True
 
-    def prestart(self, submission_dir, timeout_s):
-        """Start the worker now, so that its start-up overlaps with pytest's (the fixture then uses it)."""
-        self.worker = Worker(submission_dir, timeout_s, self.launcher, **self.worker_options)
-        self.worker.start(wait=False)
-
     # -- collection ---------------------------------------------------------
     def pytest_collectreport(self, report):
         if report.failed:
@@ -154,6 +151,7 @@ class GraderPlugin:
     # -- progress -----------------------------------------------------------
     def pytest_runtest_logstart(self, nodeid, location):
         self._started[nodeid] = time.monotonic()
+        take_parts()  # forget the parts of an earlier test that stopped before reporting
         if self.progress is not None and nodeid in self._order:
             self.progress("start", self._id_of(nodeid), self._order[nodeid], len(self._order), None)
 
@@ -190,9 +188,10 @@ class GraderPlugin:
         if internal and not message.startswith("grader problem"):
             message = f"grader problem (not your code): {message}"
         recording = self.store is not None and self.store.record
+        parts = take_parts()
         if hidden and not (self.hidden_values_present or recording) and not student_error and not internal:
             # A student's copy: the hidden verdict is unknown, and its assertion text is not shown.
-            score, status, message = None, "unknown", ""
+            score, status, message, parts = None, "unknown", "", []
         if expected_absent:
             # never fail pytest for this: the outcome is simply unknown here
             report.outcome, report.longrepr = "passed", None
@@ -200,7 +199,7 @@ class GraderPlugin:
         self.results.append(TestResult(
             test_id=test_id, question=test_id.split("-")[0], max_score=points, score=score, status=status,
             hidden=hidden, visibility=getattr(func, "__visibility__", "visible"), message=message,
-            seconds=(time.monotonic() - started) if started else report.duration, internal=internal))
+            seconds=(time.monotonic() - started) if started else report.duration, internal=internal, parts=parts))
 
 
 def _readable(path):

@@ -5,7 +5,8 @@ coding test of the manifest (a test that did not run scores 0, with the reason),
 ``format_report`` prints a table per question and the totals, and
 ``results_json`` / ``fallback_results`` build Gradescope's results file (valid
 against ``shared/gradescope-results.schema.json``: only the keys listed there,
-and every test carries ``score`` and ``max_score``).  Written questions are
+and every test carries ``score`` and ``max_score``; a partial-credit test's
+parts, ``[{"name", "points", "earned"}]``, go into its ``extra_data``).  Written questions are
 listed as "graded by hand" and never scored.  Messages of hidden tests never
 contain expected values (``checks.py`` keeps them out; the plugin strips what
 pytest's assertion rewriting would add).
@@ -36,6 +37,7 @@ class Entry:
     message: str = ""
     seconds: float = 0.0
     internal: bool = False
+    parts: list = dataclasses.field(default_factory=list)  # SubCases parts: [{"name", "points", "earned"}]
 
 
 @dataclasses.dataclass
@@ -90,7 +92,7 @@ def summarize(manifest, results, *, submission, selection=None, collected=(), pr
         if result is not None:
             score = None if result.score is None else round(min(max(float(result.score), 0.0), common["points"]), 4)
             entries.append(Entry(**common, score=score, status=result.status, message=result.message,
-                                 seconds=result.seconds, internal=result.internal))
+                                 seconds=result.seconds, internal=result.internal, parts=result.parts))
             continue
         if not_run_reason:
             message, internal = not_run_reason, True
@@ -238,6 +240,8 @@ def results_json(summary, execution_time):
             test["status"] = "failed"
         if message:
             test["output"] = message
+        if entry.parts:
+            test["extra_data"] = {"parts": entry.parts}
         tests.append(test)
     output = "\n".join(totals_lines(summary) + [f"GRADER PROBLEM: {_first_line(p)[:400]}" for p in summary.problems])
     return {"score": summary.score, "execution_time": round(max(execution_time, 0.0), 3), "output": output,
