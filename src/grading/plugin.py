@@ -11,7 +11,9 @@ The plugin records one ``TestResult`` per graded test; ``grader.py`` prints them
 and writes Gradescope's results.json.  With a ``selection`` (test ids or
 question ids) it deselects every other test, and tests that are not graded at
 all; when a hidden test is present both in ``hidden_tests/`` (staff copy) and
-in ``tests/hidden/`` (students' copy), the staff copy runs.
+in ``tests/hidden/`` (students' copy), the staff copy runs.  Public tests run
+first, then hidden ones, each in the manifest's order: what a student sees
+locally never waits behind a hidden test.
 """
 import dataclasses
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from .manifest import is_hidden, load_manifest
 from .privileges import GraderError
 from .protocol import ProtocolError
 from .reference import HIDDEN_FIXTURES, ROOT, ExpectedValuesAbsent, Reference, ReferenceStore
@@ -112,6 +115,7 @@ class GraderPlugin:
         self.problems = []  # grader problems that are not tied to one test
         self._order = {}
         self._started = {}
+        self._capture = None
         self.interrupted = False
 
     def pytest_keyboard_interrupt(self, excinfo):
@@ -149,7 +153,8 @@ class GraderPlugin:
         kept = [item for item in items if item not in dropped]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
-            items[:] = kept
+        order = {test_id: index for index, test_id in enumerate(load_manifest()["tests"])}
+        items[:] = sorted(kept, key=lambda item: (is_hidden(_test_id(item)), order.get(_test_id(item), len(order))))
         self.collected = {_test_id(item): item.nodeid for item in items}
         self._order = {item.nodeid: index for index, item in enumerate(items, 1)}
 
@@ -167,6 +172,26 @@ class GraderPlugin:
 
     def _id_of(self, nodeid):
         return next((test_id for test_id, node in self.collected.items() if node == nodeid), nodeid)
+
+    def pytest_sessionstart(self, session):
+        self._capture = session.config.pluginmanager.getplugin("capturemanager")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item):
+        if self.worker is not None:
+            self.worker.current_test = _test_id(item)  # named in the message of a function that hangs
+            self.worker.on_wait = self._waiting
+
+    def _waiting(self, text):
+        """A call into the student's code runs long: say for what on the test's progress line (outside pytest's
+        output capture)."""
+        if self.progress is None or not hasattr(self.progress, "waiting"):
+            return
+        if self._capture is None:
+            self.progress.waiting(text)
+            return
+        with self._capture.global_and_fixture_disabled():
+            self.progress.waiting(text)
 
     # -- outcomes -----------------------------------------------------------
     @pytest.hookimpl(hookwrapper=True)
