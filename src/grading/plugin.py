@@ -96,7 +96,8 @@ class GraderPlugin:
 
     ``selection``: test ids (``2a-0-basic``) or question ids (``2a``) to run, or
     None for all; ``progress(event, test_id, index, total, result)`` is called
-    with ``"start"`` and ``"end"`` around each test; ``worker_options`` are
+    with ``"start"`` and ``"end"`` around each test, and ``progress.waiting(text)``
+    (if it has one) when a call into the student's code runs long; ``worker_options`` are
     keyword arguments of ``sandbox.Worker`` (budgets, time-outs, stats).
     """
 

@@ -381,19 +381,17 @@ class Worker:
             hung = self._hung_function(note)
             where = None if hung else self._where_now()
             self.stop()
+            stopped = (f"the process running your code was stopped (an endless loop, or code far too slow?) while "
+                       f"running {doing}")
             if hung:
                 name, line, arguments = hung
-                text = f"{name} did not return within {timeout_s:g} s{timeout_reason}" + (
+                within = f"did not return within {timeout_s:g} s{timeout_reason}" + (
                     f" on {arguments}" if arguments else "")
-                self.hung[name] = (f"{text} earlier in this grading" + (
-                    f" (test {self.current_test})" if self.current_test else "") + "; not called again")
-                raise StudentCodeError(f"{name} (line {line}) did not return within {timeout_s:g} s{timeout_reason}"
-                                       + (f" on {arguments}" if arguments else "") + "; the process running your "
-                                       f"code was stopped (an endless loop, or code far too slow?) while running "
-                                       f"{doing}", kind="timeout") from None
+                self.hung[name] = f"{name} {within} earlier in this grading" + (
+                    f" (test {self.current_test})" if self.current_test else "") + "; not called again"
+                raise StudentCodeError(f"{name} (line {line}) {within}; {stopped}", kind="timeout") from None
             raise StudentCodeError(f"{where + ': ' if where else ''}timed out after {timeout_s:g} s{timeout_reason}; "
-                                   f"the process running your code was stopped (an endless loop, or code far too "
-                                   f"slow?) while running {doing}", kind="timeout") from None
+                                   f"{stopped}", kind="timeout") from None
         except (BrokenPipeError, OSError):
             reply = EOFError()
         if isinstance(reply, EOFError):
@@ -441,11 +439,13 @@ class Worker:
         try:
             elapsed = float(note["elapsed"])
             for frame in note["stack"]:
-                name = str(frame["function"])
-                module = name.split(".", 1)[0]
-                if float(frame["seconds"]) >= 0.5 * elapsed and _FUNCTION_NAME.fullmatch(name) \
-                        and (self.display_dir / f"{module}.py").is_file():
-                    return name, int(frame["line"]), str(frame.get("arguments") or "")[:300]
+                name, line = str(frame["function"]), int(frame["line"])
+                module, _, function = name.partition(".")
+                path = self.display_dir / f"{module}.py"
+                if float(frame["seconds"]) >= 0.5 * elapsed and _FUNCTION_NAME.fullmatch(name) and path.is_file():
+                    if "." not in function:  # Python < 3.11 names no class: find it in the file
+                        name = f"{module}.{_qualified_name(path, line, function)}"
+                    return name, line, str(frame.get("arguments") or "")[:300]
         except (TypeError, KeyError, ValueError, AttributeError):
             pass
         return None

@@ -86,6 +86,11 @@ def student_traceback(error, submission_dir):
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT // 2] + "\n[...]\n" + text[-MAX_TEXT // 2:]
 
 
+def function_name(code):
+    """``"made.MADE.forward"``: the student file's name and the function's qualified name."""
+    return f"{Path(code.co_filename).stem}.{getattr(code, 'co_qualname', code.co_name)}"
+
+
 def unimplemented_function(error, submission_dir):
     """``"made.MADE.forward"`` when ``error`` is a bare ``NotImplementedError`` raised in a student file."""
     if not isinstance(error, NotImplementedError) or str(error) not in ("", "TODO"):
@@ -95,8 +100,7 @@ def unimplemented_function(error, submission_dir):
         tb = tb.tb_next
     if tb is None or not _in_submission(tb.tb_frame.f_code.co_filename, submission_dir):
         return None
-    code = tb.tb_frame.f_code
-    return f"{Path(code.co_filename).stem}.{getattr(code, 'co_qualname', code.co_name)}"
+    return function_name(tb.tb_frame.f_code)
 
 
 def innermost_student_function(error, submission_dir):
@@ -105,7 +109,7 @@ def innermost_student_function(error, submission_dir):
     while tb is not None:
         code = tb.tb_frame.f_code
         if _in_submission(code.co_filename, submission_dir):
-            found = f"{Path(code.co_filename).stem}.{getattr(code, 'co_qualname', code.co_name)}"
+            found = function_name(code)
         tb = tb.tb_next
     return found if found and not found.endswith(".<module>") else None
 
@@ -116,10 +120,7 @@ def student_qualname(code, submission_dir, cache):
         return cache[code]
     except KeyError:
         pass
-    name = None
-    if _in_submission(code.co_filename, submission_dir):
-        name = f"{Path(code.co_filename).stem}.{getattr(code, 'co_qualname', code.co_name)}"
-    cache[code] = name
+    name = cache[code] = function_name(code) if _in_submission(code.co_filename, submission_dir) else None
     return name
 
 
@@ -206,8 +207,8 @@ class StackWatch:
         if now - started >= NOTE_AFTER_S and now - self.noted >= NOTE_EVERY_S:
             self.noted = now
             stack = [{"function": student_qualname(f.f_code, self.submission_dir, self.names), "line": f.f_lineno,
-                      "seconds": round(now - since, 2), "arguments": describe_arguments(f)} for f, since in frames]
-            self.send({"seq": seq, "note": {"elapsed": round(now - started, 2), "stack": stack[:20]}})
+                      "seconds": round(now - since, 2), "arguments": describe_arguments(f)} for f, since in frames[:20]]
+            self.send({"seq": seq, "note": {"elapsed": round(now - started, 2), "stack": stack}})
 
 
 def install_stand_ins(hung, submission_dir):
@@ -248,20 +249,22 @@ def install_stand_ins(hung, submission_dir):
 
 
 def run_traced(function, submission_dir):
-    """``(function(), [student functions it entered])``: staff-only (tracing is slow), see ``--trace-calls``."""
+    """``(function(), [student functions it entered])``: staff only (``grader.py --trace-calls``).
+
+    A global trace function sees each Python call once and returns None (no line events),
+    which costs much less than ``sys.setprofile`` (called for every builtin call too)."""
     entered, names = set(), {}
 
-    def profile(frame, event, arg):
-        if event == "call":
-            name = student_qualname(frame.f_code, submission_dir, names)
-            if name:
-                entered.add(name)
+    def trace(frame, event, arg):
+        name = student_qualname(frame.f_code, submission_dir, names)
+        if name:
+            entered.add(name)
 
-    sys.setprofile(profile)
+    sys.settrace(trace)
     try:
         value = function()
     finally:
-        sys.setprofile(None)
+        sys.settrace(None)
     return value, sorted(entered)
 
 
