@@ -4,21 +4,21 @@ For each ``### START CODE HERE ###`` region of solution/*.py (named by its funct
 ``pixelcnn.PixelCNN.forward``) two submissions are graded: solution/ with that function made to hang
 (``while True: pass`` as the region's first statement) and made to raise (``raise RuntimeError("planted")``).
 Only the questions whose tests call the function (directly or through the student's own code) may lose
-points; every question whose tests call it must lose points when it raises (else the table is wrong); and
-the message of a hang names the function.
+points; every question whose tests call it must lose points when it raises (else the table is wrong), but
+for the calls in ``TOLERATED``; and the message of a hang names the function.
 
 Which tests call which function is not written by hand: one grade of the reference with ``grader.py
 --trace-calls`` records the functions of the submission that each test's probes entered.  The table
 (function -> questions) is printed (``python -m pytest staff_tests/test_isolation.py -q -s``).
 
 What it costs (2 cores, two grades at a time): the learning questions (4b, 4c) train a model in a fresh
-worker in each test (5-10 s each, two thirds of a full grade), so a variant grades them only when they call
-the planted function (they then fail at once, or time out if that is the first call to reach it); the
-other tests are graded in every variant.  What a hang elsewhere could do to the learning tests (use up the
-session's time, leave a wrong function marked as hung) is checked with production limits by
-``test_one_hanging_function_with_production_limits``: a function that no learning test calls hangs, and
-everything is graded.  The hang variants run with ``--timeout 5`` (the production default is 60 s per
-call; calls that set their own limit keep it), so that each hang costs seconds, not a minute.
+worker in each test (5-10 s each, two thirds of a full grade), so only the raise variants grade them, and
+only where they call the planted function (they then fail at once); every other test is graded in every
+variant.  What a hang elsewhere could do to the learning tests (use up the session's time, leave a wrong
+function marked as hung) is checked by ``test_one_hanging_function_with_production_limits``: a function
+that no learning test calls hangs, and everything is graded with the default limits.  The hang variants
+run with ``--timeout 4`` (the default is 60 s per call; calls that set their own limit keep it), so that
+each hang costs seconds, not a minute: the slowest call with the default limit takes under 1 s.
 """
 import ast
 import concurrent.futures
@@ -38,9 +38,13 @@ from make_stubs import MODULES, marked_regions  # noqa: E402
 
 LEARNING = ("4b", "4c")
 PLANTED = {"hang": "while True: pass", "raise": 'raise RuntimeError("planted")'}
-HANG_TIMEOUT_S = 5
+HANG_TIMEOUT_S = 4
 FULL_GRADE_LIMIT_S = 300  # a full grade with one hanging function, production limits (issue 9)
-PRODUCTION = ["autoregressive.categorical_log_likelihood"]  # called by 1a only: 4b and 4c must keep their points
+# Graded in full with the default limits: no learning test calls it, and its first call has its own limit of 10 s.
+PRODUCTION = ["pixelcnn.PixelCNN.sample"]
+# (function, question): the question's tests call the function but by design do not depend on it.
+TOLERATED = {("made.MADE.update_masks", "2c"): "2c's probe loads a mask set itself when update_masks raises "
+                                               "(probes/q2.py, _model_for_sampling)"}
 
 
 def regions():
@@ -133,7 +137,7 @@ def graded(calls, workdir):
                              folder / "submission")
         if kind == "production":
             return grade(submission, folder / "results.json")
-        selection = [t for t in all_tests if not t.startswith(LEARNING) or t in calls.get(function, ())]
+        selection = [t for t in all_tests if not t.startswith(LEARNING) or kind == "raise" and t in calls[function]]
         limits = ["--timeout", HANG_TIMEOUT_S] if kind == "hang" else []
         return grade(submission, folder / "results.json", *selection, *limits)
 
@@ -163,11 +167,12 @@ def test_a_hang_or_a_raise_costs_only_the_questions_that_call_it(calls, graded):
             outside = sorted(t for t in lost(tests) if t.split("-")[0] not in allowed)
             problems.append(f"{function} ({kind}) lost points outside {sorted(allowed)}: "
                             + "; ".join(f"{t}: {tests[t]['output'][:300]}" for t in outside))
-        if kind == "raise" and allowed - lost_questions:
-            problems.append(f"{function} raises, yet {sorted(allowed - lost_questions)} lost nothing although "
+        required = {q for q in allowed if (function, q) not in TOLERATED}
+        if kind == "raise" and required - lost_questions:
+            problems.append(f"{function} raises, yet {sorted(required - lost_questions)} lost nothing although "
                             "the trace says their tests call it")
         if kind in ("hang", "production"):
-            outputs = " ".join(t["output"] for t in tests.values())
+            outputs = " ".join(t.get("output", "") for t in tests.values())
             if not re.search(rf"{re.escape(function)} \(line \d+\) did not return within", outputs):
                 problems.append(f"{function} (hang): no message says that {function} did not return")
     print("\n" + "\n".join(lines))
@@ -180,5 +185,6 @@ def test_one_hanging_function_with_production_limits(function, calls, graded):
     tests, seconds, stdout = graded[function, "production"]
     print(f"\n{function} hangs: full grade with production limits in {seconds:.0f} s")
     assert set(questions(lost(tests))) <= set(questions(calls[function])), stdout
+    assert {t.split("-")[0] for t in tests} >= set(LEARNING), "the learning tests were not graded"
     assert seconds < FULL_GRADE_LIMIT_S, stdout
     assert f"(still running {function} (line" in stdout, stdout  # the progress line says what it waits for

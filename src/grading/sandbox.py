@@ -53,7 +53,7 @@ WORKER_SCRIPT = Path(__file__).resolve().with_name("worker.py")
 OUTPUT_TAIL_BYTES = 4096
 IMPORT_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 180.0  # importing torch: about 2 s on Gradescope, much more on a loaded laptop
-WAIT_NOTICE_S = 15.0  # a call that runs this long makes the grader say what it is waiting for
+WAIT_NOTICE_S = 15.0  # a call that runs this long (or half its limit) makes the grader say what it waits for
 _FUNCTION_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 SIGNAL_NAMES = {4: "SIGILL, illegal instruction", 6: "SIGABRT, aborted", 7: "SIGBUS, bus error",
                 8: "SIGFPE, arithmetic error", 9: "SIGKILL, killed", 11: "SIGSEGV, segmentation fault",
@@ -205,7 +205,7 @@ class Worker:
         self.time_budget_s = time_budget_s
         self.collect_stats = collect_stats
         self.trace_calls = trace_calls  # staff only: record which student functions each test entered
-        self.on_wait = on_wait  # on_wait(text): a call has run WAIT_NOTICE_S; text says what it waits for
+        self.on_wait = on_wait  # on_wait(text): a call runs long (WAIT_NOTICE_S); text says what it waits for
         self.memory_mb = self.launcher.limits.memory_mb
         self.stats = []  # one entry per worker process: pid, seconds, peak resident size, modules
         self.calls = []  # with collect_stats: each probe call, its seconds and the worker's peak size after it
@@ -360,15 +360,15 @@ class Worker:
         try:
             if not self._send(message, timeout_s):
                 raise queue.Empty
-            noticed = self.on_wait is None
+            noticed, notice_at = self.on_wait is None, min(WAIT_NOTICE_S, timeout_s / 2)
             while True:  # the reply, or notes from the worker's StackWatch meanwhile
                 elapsed = time.monotonic() - started
                 if elapsed >= timeout_s:
                     raise queue.Empty
-                if not noticed and elapsed >= WAIT_NOTICE_S:
+                if not noticed and elapsed >= notice_at:
                     noticed = True
                     self.on_wait(self._waiting_for(note, doing, elapsed, timeout_s))
-                until = timeout_s if noticed else min(timeout_s, WAIT_NOTICE_S)
+                until = timeout_s if noticed else notice_at
                 try:
                     reply = self._replies.get(timeout=max(until - elapsed, 0.01))
                 except queue.Empty:

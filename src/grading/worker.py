@@ -51,10 +51,11 @@ NOTE_AFTER_S = 1.0  # a request that runs longer than this gets notes ...
 NOTE_EVERY_S = 0.5  # ... this often
 
 
-class NotCalledAgain(BaseException):
+class NotCalledAgain(Exception):
     """Raised by the stand-in of a student function that timed out earlier in this grading.
 
-    A BaseException, so that ``except Exception`` in student code does not swallow it."""
+    An Exception like any other that the student's code raises, so that a probe that goes on
+    when a student function raises (2c's, when ``update_masks`` does) goes on here too."""
 
 
 class Submission:
