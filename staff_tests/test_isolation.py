@@ -13,8 +13,8 @@ Which tests call which function is not written by hand: one grade of the referen
 
 What it costs (2 cores, two grades at a time): the learning questions (4b, 4c) train a model in a fresh
 worker in each test (5-10 s each, two thirds of a full grade), so only the raise variants grade them, and
-only where they call the planted function (they then fail at once); every other test is graded in every
-variant.  What a hang elsewhere could do to the learning tests (use up the session's time, leave a wrong
+only their public tests where these call the planted function (they then fail at once); every other test
+is graded in every variant.  What a hang elsewhere could do to the learning tests (use up the session's time, leave a wrong
 function marked as hung) is checked by ``test_one_hanging_function_with_production_limits``: a function
 that no learning test calls hangs, and everything is graded with the default limits.  The hang variants
 run with ``--timeout 4`` (the default is 60 s per call; calls that set their own limit keep it), so that
@@ -137,7 +137,8 @@ def graded(calls, workdir):
                              folder / "submission")
         if kind == "production":
             return grade(submission, folder / "results.json")
-        selection = [t for t in all_tests if not t.startswith(LEARNING) or kind == "raise" and t in calls[function]]
+        selection = [t for t in all_tests if not t.startswith(LEARNING)
+                     or kind == "raise" and t.endswith("-basic") and t in calls[function]]
         limits = ["--timeout", HANG_TIMEOUT_S] if kind == "hang" else []
         return grade(submission, folder / "results.json", *selection, *limits)
 
