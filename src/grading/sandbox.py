@@ -12,7 +12,7 @@ says what happened:
 * it ran past the time limit of the call: the worker and everything it started
   are killed, and the next call starts a fresh worker.  The message names the
   student function that hung and its arguments (``pixelcnn.PixelCNN.forward
-  (line 150) did not return within 60 s on x: (3, 1, 4, 5) float64``), found from
+  (line 150) did not return within 60 s on x: (3, 1, 4, 5) int64``), found from
   the worker's notes (see ``worker.StackWatch``).  That function is remembered:
   every later call that reaches it, directly or through the student's own code,
   fails at once ("... earlier in this grading; not called again"), and calls
