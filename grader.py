@@ -49,6 +49,8 @@ def add_staff_options(parser):
     staff.add_argument("--sandbox-user", help="as root: run the worker as this (existing) user")
     staff.add_argument("--no-sandbox-user", action="store_true", help="as root: do not switch user (unsafe)")
     staff.add_argument("--stats", help="write timing and memory statistics (JSON) here (tools/benchmark_grader.py)")
+    staff.add_argument("--trace-calls", action="store_true", help="with --stats: also record which functions of "
+                       "the submission each test entered (sys.setprofile in the worker: slower)")
     parser.epilog += STAFF_EPILOG
 
 
@@ -63,17 +65,14 @@ def parse_args(argv):
     parser.add_argument("-v", "--verbose", action="store_true", help="print every failure message in full")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--timeout", type=float, default=60.0, help="seconds per call into your code (default 60; "
-                        "tests may set their own)")
+                        "tests may set their own); a function that runs past it is not called again")
     limits.add_argument("--import-timeout", type=float, default=30.0, help="seconds to import one of your files")
     limits.add_argument("--memory-mb", type=int, default=1024,
                         help="memory your code may use on top of Python and torch (default 1024 MB)")
-    limits.add_argument("--module-budget", type=float, default=180.0,
-                        help="seconds that all calls into one of your files may take together (default 180)")
     limits.add_argument("--time-budget", type=float, default=420.0,
-                        help="seconds that all calls into your code may take together (default 420; with the "
-                             "restarts after time-outs a grade then ends within about 9 minutes: give Gradescope's "
-                             "autograder a time-out of 15 minutes)")
-    parser.set_defaults(tests=None, sandbox_user=None, no_sandbox_user=False, stats=None)
+                        help="seconds that all calls into your code may take together (default 420), a backstop "
+                             "against code that is slow everywhere; a grade then ends within about 9 minutes")
+    parser.set_defaults(tests=None, sandbox_user=None, no_sandbox_user=False, stats=None, trace_calls=False)
     # BEGIN STAFF ONLY
     add_staff_options(parser)
     # END STAFF ONLY
@@ -123,6 +122,11 @@ class Progress:
     def __init__(self, stream):
         self.stream = stream
 
+    def waiting(self, text):
+        """A call into the student's code has been running a while: say for what (on the test's line)."""
+        self.stream.write(f"{text} ")
+        self.stream.flush()
+
     def __call__(self, event, test_id, index, total, result):
         if event == "start":
             self.stream.write(f"[{index:>2}/{total}] {test_id:<13} ")
@@ -139,9 +143,18 @@ class Progress:
         self.stream.flush()
 
 
+def check_submission_folder(path):
+    """The submission folder, resolved; UsageError unless it is an existing folder."""
+    folder = Path(path).resolve()
+    if not folder.is_dir():
+        raise UsageError(f"--submission {path}: {'is not a folder' if folder.exists() else 'no such folder'}")
+    return folder
+
+
 def run(args, started, state):
     manifest = state["manifest"] = load_manifest()
     selection = state["selection"] = resolve_selection(manifest, args.select)
+    submission = check_submission_folder(args.submission)
     from src.grading import privileges
     from src.grading.sandbox import Worker  # does not load torch: the worker starts while the grader loads it
 
@@ -156,10 +169,9 @@ def run(args, started, state):
     if results_path is not None:
         reserve_results_file(results_path)
 
-    submission = Path(args.submission).resolve()
     paths = [Path(p).resolve() for p in args.tests] if args.tests else default_test_paths()
     worker_options = dict(import_timeout_s=args.import_timeout, time_budget_s=args.time_budget,
-                          module_budget_s=args.module_budget, collect_stats=bool(args.stats))
+                          collect_stats=bool(args.stats), trace_calls=args.trace_calls)
     worker = state["worker"] = Worker(submission, args.timeout, launcher, **worker_options)
     worker.start(wait=False)  # torch loads in the worker while the grader loads it and pytest collects
 
@@ -243,6 +255,8 @@ def write_stats(args, state, started):
              "worker_heavy_modules": sorted({m for w in workers for m in w.get("modules", []) if m in HEAVY_MODULES}),
              "torch": str(sys.modules["torch"].__version__) if "torch" in sys.modules else None,
              "calls": list(getattr(getattr(plugin, "worker", None), "calls", []) or []),
+             "entered": {test: sorted(names) for test, names in
+                         (getattr(getattr(plugin, "worker", None), "entered", None) or {}).items()},
              "tests": [{"id": r.test_id, "score": r.score, "status": r.status, "seconds": round(r.seconds, 3)}
                        for r in getattr(plugin, "results", [])]}
     Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")

@@ -11,7 +11,8 @@ The plugin records one ``TestResult`` per graded test; ``grader.py`` prints them
 and writes Gradescope's results.json.  With a ``selection`` (test ids or
 question ids) it deselects every other test, and tests that are not graded at
 all; when a hidden test is present twice, the copy in ``HIDDEN_TEST_DIR`` (beside
-its expected values) runs.
+its expected values) runs.  Public tests run first, then hidden ones, each in the
+manifest's order: what a student sees locally never waits behind a hidden test.
 """
 import dataclasses
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from .checks import take_parts
+from .manifest import is_hidden, load_manifest
 from .privileges import GraderError
 from .protocol import ProtocolError
 from .reference import HIDDEN_FIXTURES, HIDDEN_TEST_DIR, ROOT, ExpectedValuesAbsent, Reference, ReferenceStore
@@ -93,7 +95,8 @@ class GraderPlugin:
 
     ``selection``: test ids (``2a-0-basic``) or question ids (``2a``) to run, or
     None for all; ``progress(event, test_id, index, total, result)`` is called
-    with ``"start"`` and ``"end"`` around each test; ``worker_options`` are
+    with ``"start"`` and ``"end"`` around each test, and ``progress.waiting(text)``
+    (if it has one) when a call into the student's code runs long; ``worker_options`` are
     keyword arguments of ``sandbox.Worker`` (budgets, time-outs, stats).
     """
 
@@ -112,6 +115,7 @@ class GraderPlugin:
         self.problems = []  # grader problems that are not tied to one test
         self._order = {}
         self._started = {}
+        self._capture = None
         self.interrupted = False
 
     def pytest_keyboard_interrupt(self, excinfo):
@@ -144,7 +148,8 @@ class GraderPlugin:
         kept = [item for item in items if item not in dropped]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
-            items[:] = kept
+        order = {test_id: index for index, test_id in enumerate(load_manifest()["tests"])}
+        items[:] = sorted(kept, key=lambda item: (is_hidden(_test_id(item)), order.get(_test_id(item), len(order))))
         self.collected = {_test_id(item): item.nodeid for item in items}
         self._order = {item.nodeid: index for index, item in enumerate(items, 1)}
 
@@ -163,6 +168,26 @@ class GraderPlugin:
 
     def _id_of(self, nodeid):
         return next((test_id for test_id, node in self.collected.items() if node == nodeid), nodeid)
+
+    def pytest_sessionstart(self, session):
+        self._capture = session.config.pluginmanager.getplugin("capturemanager")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item):
+        if self.worker is not None:
+            self.worker.current_test = _test_id(item)  # named in the message of a function that hangs
+            self.worker.on_wait = self._waiting
+
+    def _waiting(self, text):
+        """A call into the student's code runs long: say for what on the test's progress line (outside pytest's
+        output capture)."""
+        if self.progress is None or not hasattr(self.progress, "waiting"):
+            return
+        if self._capture is None:
+            self.progress.waiting(text)
+            return
+        with self._capture.global_and_fixture_disabled():
+            self.progress.waiting(text)
 
     # -- outcomes -----------------------------------------------------------
     @pytest.hookimpl(hookwrapper=True)

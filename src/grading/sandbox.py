@@ -10,19 +10,26 @@ says what happened:
   student's own traceback frames below; a bare ``NotImplementedError`` from a
   stub is the one line ``made.MADE.forward: not implemented yet``;
 * it ran past the time limit of the call: the worker and everything it started
-  are killed, and the next call starts a fresh worker;
+  are killed, and the next call starts a fresh worker.  The message names the
+  student function that hung and its arguments (``pixelcnn.PixelCNN.forward
+  (line 150) did not return within 60 s on x: (3, 1, 4, 5) int64``), found from
+  the worker's notes (see ``worker.StackWatch``).  That function is remembered:
+  every later call that reaches it, directly or through the student's own code,
+  fails at once ("... earlier in this grading; not called again"), and calls
+  that never reach it are not affected;
 * it used more memory than allowed: ``memory limit (N MB) exceeded``;
 * the worker died (``os._exit``, a segfault, a signal);
 * a module could not be imported (a syntax error, an exception or a loop at
   import, a missing file): every later probe that needs it fails at once with
   the same message, and the other modules are still graded.
 
-Besides the time limit of each call there are two budgets, so that a
-submission that loops forever cannot keep the grader past Gradescope's own
-time limit: each student module may use ``module_budget_s`` seconds in all
-(imports and calls that need it), and all calls together ``time_budget_s``.
-Once a budget is used up, the calls it covers fail at once with a message
-that says so.
+Time limits belong to calls (``timeout_s``, set per call by the tests), never
+to a file.  Besides them there is one backstop, ``time_budget_s`` for all calls
+together, so that code that is slow everywhere (each call just under its limit)
+cannot keep the grader past Gradescope's own time limit; once it is used up,
+the remaining calls fail at once with a message that says so.  A hanging
+function costs one time limit (it is not called again), so the default of 420 s
+leaves room for several of them besides a normal grade (about 60 s of calls).
 
 Who the worker runs as and its limits come from the launcher (see
 ``privileges.py``); without one, the worker runs as the current user.
@@ -46,6 +53,8 @@ WORKER_SCRIPT = Path(__file__).resolve().with_name("worker.py")
 OUTPUT_TAIL_BYTES = 4096
 IMPORT_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 180.0  # importing torch: about 2 s on Gradescope, much more on a loaded laptop
+WAIT_NOTICE_S = 15.0  # a call that runs this long (or half its limit) makes the grader say what it waits for
+_FUNCTION_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 SIGNAL_NAMES = {4: "SIGILL, illegal instruction", 6: "SIGABRT, aborted", 7: "SIGBUS, bus error",
                 8: "SIGFPE, arithmetic error", 9: "SIGKILL, killed", 11: "SIGSEGV, segmentation fault",
                 13: "SIGPIPE", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ, file size limit exceeded"}
@@ -221,7 +230,8 @@ class Worker:
     """One worker process for one submission folder, restarted after a failure."""
 
     def __init__(self, submission_dir, timeout_s=60.0, launcher=None, *, import_timeout_s=IMPORT_TIMEOUT_S,
-                 start_timeout_s=START_TIMEOUT_S, time_budget_s=None, module_budget_s=None, collect_stats=False):
+                 start_timeout_s=START_TIMEOUT_S, time_budget_s=None, collect_stats=False, trace_calls=False,
+                 on_wait=None):
         self.launcher = launcher if launcher is not None else privileges.Launcher()
         self.display_dir = Path(submission_dir).resolve()  # what messages show
         self.submission_dir = self.launcher.prepare_submission(self.display_dir)  # what the worker imports
@@ -229,14 +239,17 @@ class Worker:
         self.import_timeout_s = import_timeout_s
         self.start_timeout_s = start_timeout_s
         self.time_budget_s = time_budget_s
-        self.module_budget_s = module_budget_s
         self.collect_stats = collect_stats
+        self.trace_calls = trace_calls  # staff only: record which student functions each test entered
+        self.on_wait = on_wait  # on_wait(text): a call runs long (WAIT_NOTICE_S); text says what it waits for
         self.memory_mb = self.launcher.limits.memory_mb
         self.stats = []  # one entry per worker process: pid, seconds, peak resident size, modules
         self.calls = []  # with collect_stats: each probe call, its seconds and the worker's peak size after it
         self.used_s = 0.0
-        self.module_used_s = {}
         self.last_seconds = 0.0
+        self.hung = {}  # "pixelcnn.PixelCNN.forward" -> message: timed out once, not called again
+        self.entered = {}  # with trace_calls: test id -> set of student functions its probes entered
+        self.current_test = None  # set by the plugin: the test whose calls run now
         self._process = None
         self._hello = None
         self._import_failures = {}
@@ -383,16 +396,42 @@ class Worker:
         self._seq += 1
         message = {**message, "seq": self._seq}
         started = time.monotonic()
+        note = None
         try:
             if not self._send(message, timeout_s):
                 raise queue.Empty
-            reply = self._replies.get(timeout=max(timeout_s - (time.monotonic() - started), 0.01))
+            noticed, notice_at = self.on_wait is None, min(WAIT_NOTICE_S, timeout_s / 2)
+            while True:  # the reply, or notes from the worker's StackWatch meanwhile
+                elapsed = time.monotonic() - started
+                if elapsed >= timeout_s:
+                    raise queue.Empty
+                if not noticed and elapsed >= notice_at:
+                    noticed = True
+                    self.on_wait(self._waiting_for(note, doing, elapsed, timeout_s))
+                until = timeout_s if noticed else notice_at
+                try:
+                    reply = self._replies.get(timeout=max(until - elapsed, 0.01))
+                except queue.Empty:
+                    continue
+                if isinstance(reply, dict) and "note" in reply:
+                    note = reply["note"] if reply.get("seq") == self._seq else note
+                    continue
+                break
         except queue.Empty:
-            where = self._where_now()
+            hung = self._hung_function(note)
+            where = None if hung else self._where_now()
             self.stop()
+            stopped = (f"the process running your code was stopped (an endless loop, or code far too slow?) while "
+                       f"running {doing}")
+            if hung:
+                name, line, arguments = hung
+                within = f"did not return within {timeout_s:g} s{timeout_reason}" + (
+                    f" on {arguments}" if arguments else "")
+                self.hung[name] = f"{name} {within} earlier in this grading" + (
+                    f" (test {self.current_test})" if self.current_test else "") + "; not called again"
+                raise StudentCodeError(f"{name} (line {line}) {within}; {stopped}", kind="timeout") from None
             raise StudentCodeError(f"{where + ': ' if where else ''}timed out after {timeout_s:g} s{timeout_reason}; "
-                                   f"the process running your code was stopped (an endless loop, or code far too "
-                                   f"slow?) while running {doing}", kind="timeout") from None
+                                   f"{stopped}", kind="timeout") from None
         except (BrokenPipeError, OSError):
             reply = EOFError()
         if isinstance(reply, EOFError):
@@ -404,6 +443,8 @@ class Worker:
                                    f"({_short(reply, 120)})", kind="crash")
         if not reply["ok"]:
             self._raise_error(reply.get("error"), doing)
+        if self.trace_calls and isinstance(reply.get("entered"), list):
+            self.entered.setdefault(self.current_test, set()).update(str(name) for name in reply["entered"])
         return reply.get("value")
 
     def _send(self, message, timeout_s):
@@ -426,6 +467,37 @@ class Worker:
         if failure:
             raise failure[0] if isinstance(failure[0], OSError) else OSError(str(failure[0]))
         return not writer.is_alive()
+
+    def _hung_function(self, note):
+        """``(name, line, arguments)`` of the call that hung, from the worker's last note, or None.
+
+        The innermost student call that has been running for at least half of the
+        time so far: a function that never returns, not a correct one that a slow
+        caller calls many times (each of those calls is short).  Functions that
+        cannot be replaced by name (nested ones, lambdas) give way to their caller.
+        """
+        try:
+            elapsed = float(note["elapsed"])
+            for frame in note["stack"]:
+                name, line = str(frame["function"]), int(frame["line"])
+                module, _, function = name.partition(".")
+                path = self.display_dir / f"{module}.py"
+                if float(frame["seconds"]) >= 0.5 * elapsed and _FUNCTION_NAME.fullmatch(name) and path.is_file():
+                    if "." not in function:  # Python < 3.11 names no class: find it in the file
+                        name = f"{module}.{_qualified_name(path, line, function)}"
+                    return name, line, str(frame.get("arguments") or "")[:300]
+        except (TypeError, KeyError, ValueError, AttributeError):
+            pass
+        return None
+
+    def _waiting_for(self, note, doing, elapsed, timeout_s):
+        """``still running made.MADE.forward (line 12) after 15 s; time limit 60 s``."""
+        try:
+            frame = note["stack"][0]
+            what = f"{frame['function']} (line {int(frame['line'])})"
+        except (TypeError, KeyError, IndexError, ValueError):
+            what = doing.split("(", 1)[0]
+        return f"(still running {self._shown(what)[:120]} after {elapsed:.0f} s; time limit {timeout_s:g} s)"
 
     def _where_now(self):
         """Where the worker's main thread is now, in the student's files: asks the worker for a stack dump."""
@@ -482,6 +554,10 @@ class Worker:
     def _raise_error(self, error, doing):
         if not isinstance(error, dict):
             raise StudentCodeError(f"{doing}: your code failed", kind="error")
+        if error.get("hung"):  # the stand-in of a function that timed out earlier
+            where = error.get("where")
+            raise StudentCodeError(self._shown(error["hung"]) + (f" (reached through {where})" if where else "")
+                                   + f", while running {doing}", kind="timeout")
         unimplemented = error.get("unimplemented")
         if unimplemented:
             raise StudentCodeError(f"{unimplemented}: not implemented yet", not_implemented=True,
@@ -501,9 +577,9 @@ class Worker:
         raise StudentCodeError(self._shown(head) + (f"\n{trace}" if trace else ""),
                                not_implemented=bool(error.get("not_implemented")), kind="error")
 
-    # -- budgets ------------------------------------------------------------
-    def _allowance(self, wanted_s, modules, doing):
-        """The time this call may take, within the budgets; raises once a budget is used up."""
+    # -- the backstop ----------------------------------------------------------
+    def _allowance(self, wanted_s, doing):
+        """The time this call may take, within the session's budget; raises once it is used up."""
         allowed, reason = wanted_s, ""
         if self.time_budget_s is not None:
             left = self.time_budget_s - self.used_s
@@ -512,20 +588,7 @@ class Worker:
                                        "allows for running your code were used up by earlier calls", kind="budget")
             if left < allowed:
                 allowed, reason = left, f" (what was left of the session's {self.time_budget_s:g} s budget)"
-        if self.module_budget_s is not None:
-            for module in modules:
-                left = self.module_budget_s - self.module_used_s.get(module, 0.0)
-                if left <= 0:
-                    raise StudentCodeError(f"{doing}: not run: the {self.module_budget_s:g} s allowed for running "
-                                           f"{module}.py were used up by earlier calls", kind="budget")
-                if left < allowed:
-                    allowed, reason = left, f" (what was left of the {self.module_budget_s:g} s budget of {module}.py)"
         return allowed, reason
-
-    def _charge(self, modules, seconds):
-        self.used_s += seconds
-        for module in modules:
-            self.module_used_s[module] = self.module_used_s.get(module, 0.0) + seconds
 
     def _ensure_imported(self, module):
         if module in self._import_failures:
@@ -539,7 +602,7 @@ class Worker:
                        "every test that needs it scores 0")
             self._import_failures[module] = message
             raise StudentCodeError(message, kind="import")
-        timeout, reason = self._allowance(self.import_timeout_s, [module], f"importing {shown.name}")
+        timeout, reason = self._allowance(self.import_timeout_s, f"importing {shown.name}")
         self.start()  # start-up (importing torch) is not the student's time
         started = time.monotonic()
         try:
@@ -556,7 +619,7 @@ class Worker:
                                              f"needs {shown.name} scores 0)" + "".join(f"\n{l}" for l in lines[1:]))
             raise StudentCodeError(self._import_failures[module], kind="import") from None
         finally:
-            self._charge([module], time.monotonic() - started)
+            self.used_s += time.monotonic() - started
         self._imported.add(module)
 
     def run(self, probe, timeout_s=None, **kwargs):
@@ -568,14 +631,14 @@ class Worker:
             self.stop()
         for module in modules:
             self._ensure_imported(module)
-        timeout, reason = self._allowance(timeout_s or self.timeout_s, modules, doing)
+        timeout, reason = self._allowance(timeout_s or self.timeout_s, doing)
         started = time.monotonic()
         try:
-            return self._request({"op": "probe", "name": probe, "module": func.__module__, "kwargs": kwargs},
-                                 timeout, doing, reason)
+            return self._request({"op": "probe", "name": probe, "module": func.__module__, "kwargs": kwargs,
+                                  "hung": dict(self.hung), "trace": self.trace_calls}, timeout, doing, reason)
         finally:
             self.last_seconds = time.monotonic() - started
-            self._charge(modules, self.last_seconds)
+            self.used_s += self.last_seconds
             if self.collect_stats and self._process is not None:
                 _rss, peak = _rss_kb(self._process.pid)
                 self.calls.append({"probe": probe, "seconds": round(self.last_seconds, 3), "peak_rss_kb": peak})
