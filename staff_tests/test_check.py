@@ -31,7 +31,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from test_mutants import load_catalogue, make_mutant
+from tools.mutation_check import load_catalogue, make_mutant
 
 from src import check
 
