@@ -27,7 +27,10 @@ def test_catalogue_is_large_enough_and_well_formed():
     manifest = json.loads((ROOT / "tests" / "points.json").read_text())
     for mutant in mutants:
         assert mutant["question"] in manifest["questions"], mutant["id"]
-        assert (ROOT / "solution" / mutant["file"]).read_text().count(mutant["find"]) == 1, mutant["id"]
+        source = (ROOT / "solution" / mutant["file"]).read_text()
+        assert source.count(mutant["find"]) == 1, mutant["id"]
+        # a mutant that does not even compile is caught by the import alone: it would prove nothing
+        compile(source.replace(mutant["find"], mutant["replace"]), f"{mutant['id']}/{mutant['file']}", "exec")
 
 
 @pytest.fixture(scope="module")
