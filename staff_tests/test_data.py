@@ -149,7 +149,9 @@ def test_missing_dataset_raises_one_line_error(tmp_path):
             call(tmp_path)
         assert isinstance(error.value, FileNotFoundError)
         message = str(error.value)
-        assert "\n" not in message and str(tmp_path) in message and "build_mnist.py" in message
+        # one line, the missing file, and how to get it back (in words a student can follow: the bundle has
+        # no staff tools to rebuild it with)
+        assert "\n" not in message and str(tmp_path) in message and "restore the data/ folder" in message
 
 
 def test_make_loaders_limit_and_batches():
