@@ -6,7 +6,8 @@
   rounding of the weights; a ``last.pt`` is refused.
 * Each shipped checkpoint matches the SHA-256 recorded in staff/checkpoints/README.md,
   and the MADE one evaluates on the full test set to the figure recorded there
-  (which meets the target of 88.5 nats).
+  (which meets the target of 88.5 nats).  Until a file is there (issue 12: the
+  CPU training run was not finished), its tests skip and say so.
 
 That the bundles leave staff/checkpoints/ out is checked in test_release.py.
 """
@@ -86,3 +87,36 @@ def test_exporter_refuses_training_state(tmp_path):
     with pytest.raises(ValueError, match="best.pt"):
         export_checkpoint(tmp_path / "last.pt", tmp_path / "out.pt")
     assert not (tmp_path / "out.pt").exists()
+
+
+def _recorded():
+    """``{file name: (sha256, test NLL)}`` from the table of staff/checkpoints/README.md."""
+    text = (CHECKPOINTS / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+\.pt)` \|.*?\| `([0-9a-f]{64})` \|.*?\*\*([\d.]+) nats\*\*", text, re.M)
+    return {name: (digest, float(nll)) for name, digest, nll in rows}
+
+
+def test_shipped_checkpoints_are_the_recorded_ones():
+    recorded = _recorded()
+    shipped = sorted(p.name for p in CHECKPOINTS.glob("*.pt"))
+    assert sorted(recorded) == shipped, "staff/checkpoints/README.md must list exactly the shipped files"
+    if not shipped:
+        pytest.skip("no checkpoint in staff/checkpoints/ yet (see its README.md)")
+    for name in shipped:
+        assert sha256(CHECKPOINTS / name) == recorded[name][0], f"{name} is not the file README records"
+        assert (CHECKPOINTS / name).stat().st_size < 60e6, name
+        assert recorded[name][1] <= TARGETS[name][1], f"{name}: the recorded figure misses the target"
+
+
+def test_shipped_made_checkpoint_meets_the_target_on_the_test_set():
+    """The README's command: the full 10 000 test images on the CPU (34 s on 2 cores at load 18; 7 CPU-s)."""
+    if not (CHECKPOINTS / "made_full.pt").is_file():
+        pytest.skip("staff/checkpoints/made_full.pt is not there yet (see staff/checkpoints/README.md)")
+    result = run([sys.executable, "-m", "src", "evaluate", "made", "--impl", IMPL, "--checkpoint",
+                  CHECKPOINTS / "made_full.pt", "--device", "cpu"], timeout=600)
+    found = re.search(r"^test NLL ([\d.]+) nats \(([\d.]+) bits/dim\) on (\d+) images$", result.stdout, re.M)
+    assert found, result.stdout
+    nll, images = float(found.group(1)), int(found.group(3))
+    assert images == 10000
+    assert nll == pytest.approx(_recorded()["made_full.pt"][1], abs=0.005), "README records another figure"
+    assert nll <= TARGETS["made_full.pt"][1]
