@@ -6,8 +6,8 @@
   rounding of the weights; a ``last.pt`` is refused.
 * Each shipped checkpoint matches the SHA-256 recorded in staff/checkpoints/README.md,
   and the MADE one evaluates on the full test set to the figure recorded there
-  (which meets the target of 88.5 nats).  Until a file is there (issue 12: the
-  CPU training run was not finished), its tests skip and say so.
+  (which meets the target of 88.5 nats).  A file that is not there (PixelCNN's:
+  issue 12) is not tested; with none at all, the tests skip and say so.
 
 That the bundles leave staff/checkpoints/ out is checked in test_release.py.
 """
@@ -109,7 +109,7 @@ def test_shipped_checkpoints_are_the_recorded_ones():
 
 
 def test_shipped_made_checkpoint_meets_the_target_on_the_test_set():
-    """The README's command: the full 10 000 test images on the CPU (34 s on 2 cores at load 18; 7 CPU-s)."""
+    """The README's command: the full 10 000 test images on the CPU (3.5 s on 2 cores at load 2, 34 s at load 18)."""
     if not (CHECKPOINTS / "made_full.pt").is_file():
         pytest.skip("staff/checkpoints/made_full.pt is not there yet (see staff/checkpoints/README.md)")
     result = run([sys.executable, "-m", "src", "evaluate", "made", "--impl", IMPL, "--checkpoint",
