@@ -194,6 +194,19 @@ def test_autograder_bundle_has_what_gradescope_needs(bundles):
         zipfile.ZipFile(bundles.autograder_zip).read("hidden_tests/fixtures/expected.pt")
 
 
+def test_trained_checkpoints_stay_out_of_both_bundles(bundles):
+    """staff/checkpoints/*.pt (tens of MB of the reference's trained weights) ship in neither zip, under any name."""
+    checkpoints = {hashlib.sha256(p.read_bytes()).hexdigest(): p.name
+                   for p in (ROOT / "staff" / "checkpoints").glob("*.pt")}
+    for archive in (bundles.student_zip, bundles.autograder_zip):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                assert not info.filename.startswith("staff/"), f"{archive.name}: {info.filename}"
+                if info.file_size > 1_000_000:  # every checkpoint is bigger than that
+                    digest = hashlib.sha256(zf.read(info)).hexdigest()
+                    assert digest not in checkpoints, f"{archive.name}: {info.filename} is {checkpoints[digest]}"
+
+
 def test_zips_are_deterministic(bundles, workdir):
     again = workdir / "dist-again"
     run([sys.executable, BUILD, "--out", again], timeout=600)
