@@ -40,7 +40,7 @@ def check_bits_per_dim(out, nll, num_dims, *, hidden=False):
     """Judge one result of the ``q1.bits_per_dim`` probe against ``nll / (num_dims * ln 2)``.
 
     The expected value is this formula, not a recorded value: it is the definition in the stub's docstring
-    (allowed in ``DOCSTRING_FORMULAS`` of tools/build_release.py)."""
+    (allowed by the release's leak check, ``DOCSTRING_FORMULAS``)."""
     what = "nll_to_bits_per_dim"
     if isinstance(nll, torch.Tensor):
         case = f"nll a {nll.dtype} tensor of shape {tuple(nll.shape)}, num_dims={num_dims}"

@@ -240,7 +240,7 @@ class Worker:
         self.start_timeout_s = start_timeout_s
         self.time_budget_s = time_budget_s
         self.collect_stats = collect_stats
-        self.trace_calls = trace_calls  # staff only: record which student functions each test entered
+        self.trace_calls = trace_calls  # --trace-calls: record which student functions each test entered
         self.on_wait = on_wait  # on_wait(text): a call runs long (WAIT_NOTICE_S); text says what it waits for
         self.memory_mb = self.launcher.limits.memory_mb
         self.stats = []  # one entry per worker process: pid, seconds, peak resident size, modules

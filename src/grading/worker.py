@@ -25,7 +25,7 @@ that took effect).  Requests:
   ``hung`` maps student functions that timed out earlier in this grading
   (``"pixelcnn.PixelCNN.forward"``) to the grader's message: they are replaced
   by a stand-in that raises ``NotCalledAgain`` at once (see ``install_stand_ins``).
-  ``trace`` (staff only): also reply which student functions the probe entered;
+  ``trace`` (``grader.py --trace-calls``): also reply which student functions the probe entered;
 * ``{"op": "stats"}``: the top-level modules loaded and the peak memory.
 
 Replies are ``{"seq": n, "ok": True, "value": ...}`` or ``{"seq": n, "ok":
@@ -252,7 +252,7 @@ def install_stand_ins(hung, submission_dir):
 
 
 def run_traced(function, submission_dir):
-    """``(function(), [student functions it entered])``: staff only (``grader.py --trace-calls``).
+    """``(function(), [student functions it entered])`` (``grader.py --trace-calls``).
 
     A global trace function sees each Python call once and returns None (no line events),
     which costs much less than ``sys.setprofile`` (called for every builtin call too)."""

@@ -5,8 +5,8 @@ their code can import it), so the expected values are the reference's recorded
 values (``reference(key, actual)`` in the tests), not formulas.  One exception:
 1b's expected values are the formula ``nll / (num_dims * ln 2)``
 (``q1_judging.check_bits_per_dim``), which is the stub's own docstring, so it
-gives nothing away; ``DOCSTRING_FORMULAS`` in tools/build_release.py allows it
-there and the leak check fails if the docstring stops stating it.
+gives nothing away; the release's leak check allows it there (``DOCSTRING_FORMULAS``)
+and fails if the docstring stops stating it.
 
 Isolation between the parts of Question 1.  ``FVSBN.log_prob`` may call the
 student's own ``bernoulli_log_likelihood`` (the reference's does).  The 1d probes
