@@ -536,6 +536,25 @@ def test_student_bundle_grades_its_stubs(bundles, workdir, manifest):
     assert all(t["score"] == 0 for t in results["tests"])
 
 
+def test_student_bundle_mistakes_are_one_line_and_exit_2(bundles, workdir):
+    """From the unpacked bundle, as a student types it: a --submission folder that does not exist, and a
+    syntax error in their made.py met by the library, each give a few lines without a traceback, exit 2."""
+    student = workdir / "student-mistakes"
+    extract(bundles.student_zip, student)
+    missing = run([sys.executable, "grader.py", "--submission", "nowhere"], cwd=student, check=False)
+    assert missing.returncode == 2 and missing.stdout == "", missing
+    assert missing.stderr.strip().splitlines() == ["grader.py: --submission nowhere: no such folder"], missing
+    made = student / "submission" / "made.py"
+    made.write_text(made.read_text().replace("def made_degrees(order, hidden_sizes, generator=None):",
+                                             "def made_degrees(order, hidden_sizes, generator=None:", 1))
+    broken = run([sys.executable, "-m", "src", "train", "made"], cwd=student, check=False, timeout=300)
+    lines = (broken.stdout + broken.stderr).strip().splitlines()
+    assert broken.returncode == 2 and len(lines) <= 3 and "Traceback" not in broken.stderr, broken
+    with pytest.raises(SyntaxError) as error:
+        compile(made.read_text(), str(made), "exec")
+    assert lines[0].endswith(f"submission/made.py, line {error.value.lineno}: {error.value.msg}"), lines
+
+
 def test_student_bundle_shows_hidden_points_as_unknown(bundles, workdir, manifest):
     """The reference in the students' copy: public tests pass, hidden ones run but score ?."""
     student = workdir / "student-reference"
