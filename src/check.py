@@ -214,30 +214,12 @@ def made_dependencies(made):
     return results
 
 
-def _hooked_input(model):
-    """Make the float input of ``model.input_conv`` a leaf tensor that gradients can be taken for.
-
-    Returns ``(captured, handle)``: after a forward pass ``captured["leaf"]`` is that input (the
-    same leaf for every call with the same values, so a forward pass that calls ``input_conv``
-    more than once still has one input).
-    """
-    captured = {}
-
-    def hook(module, args):
-        leaf = captured.get("leaf")
-        if leaf is None or leaf.shape != args[0].shape or not torch.equal(leaf.detach(), args[0].detach()):
-            leaf = captured["leaf"] = args[0].detach().requires_grad_(True)
-        return (leaf,) + tuple(args[1:])
-
-    return captured, model.input_conv.register_forward_pre_hook(hook)
-
-
 def _pixelcnn_measure(model, generator, image_shape):
     """bool ``(H*W*C, H*W*C)`` in generation order (raster order, then colours)."""
     c, k = model.in_channels, model.num_levels
     (h, w), batch = image_shape, BATCH["pixelcnn"]
     x = torch.randint(0, k, (batch, c, h, w), generator=generator)
-    captured, handle = _hooked_input(model)
+    captured, handle = plots.hooked_input(model)
     try:
         out = model(x)
     finally:

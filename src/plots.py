@@ -108,6 +108,24 @@ def _random_inputs(model, image_shape, batch, generator):
     return torch.randint(0, num_levels(model), (batch, c, h, w), generator=generator)
 
 
+def hooked_input(model):
+    """Make the float input of ``model.input_conv`` a leaf tensor that gradients can be taken for.
+
+    Returns ``(captured, handle)``: after a forward pass ``captured["leaf"]`` is that input (the
+    same leaf for every call with the same values, so a forward pass that calls ``input_conv``
+    more than once still has one input).
+    """
+    captured = {}
+
+    def hook(module, args):
+        leaf = captured.get("leaf")
+        if leaf is None or leaf.shape != args[0].shape or not torch.equal(leaf.detach(), args[0].detach()):
+            leaf = captured["leaf"] = args[0].detach().requires_grad_(True)
+        return (leaf,) + tuple(args[1:])
+
+    return captured, model.input_conv.register_forward_pre_hook(hook)
+
+
 def input_gradient(model, image_shape, pixel, channel=0, batch=16, seed=0):
     """Sum over a batch of random inputs of ``|d logits[pixel] / d input|``.
 
@@ -131,7 +149,6 @@ def input_gradient(model, image_shape, pixel, channel=0, batch=16, seed=0):
     x = _random_inputs(model, image_shape, batch, generator).to(device)
     was_training = model.training
     model.eval()
-    captured = {}
     try:
         with torch.enable_grad():
             if model_kind(model) == "made":
@@ -140,18 +157,13 @@ def input_gradient(model, image_shape, pixel, channel=0, batch=16, seed=0):
                 logits.sum().backward()
                 grad = inp.grad.abs().sum(dim=0).view(h, w)
             else:
-                def hook(module, args):
-                    leaf = args[0].detach().requires_grad_(True)
-                    captured["input"] = leaf
-                    return (leaf,) + tuple(args[1:])
-
-                handle = model.input_conv.register_forward_pre_hook(hook)
+                captured, handle = hooked_input(model)
                 try:
                     logits = model(x)  # (B, K, C, H, W)
                 finally:
                     handle.remove()
                 logits[:, :, channel, row, col].sum().backward()
-                grad = captured["input"].grad.abs().sum(dim=(0, 1))
+                grad = captured["leaf"].grad.abs().sum(dim=(0, 1))
     finally:
         model.train(was_training)
     return grad.detach().cpu()
