@@ -24,6 +24,7 @@ from src.grading.made_judging import (
     chi_square_p_value,
     expect_binary_samples,
     ensemble_log_prob,
+    expect_masked_gradient,
     expect_model_depends_on_inputs,
 )
 
@@ -53,15 +54,31 @@ MASK_CASES = [  # (degrees, k): valid degrees, input degrees first
 
 @graded("2a-1-hidden", partial=True)
 def test_2a_hidden(student, reference, set_score=None):
+    """The rule per part (``requires``: credited only if the named part also passed):
+
+    * the mask buffer, .double(), the state_dict: judged on their own; each checks what ``__init__`` registered
+      (a stub raises, so nothing earns them without code) and, for the state_dict, a mask that set_mask stored
+      (the mask set has 0s), so they need no other part and a failing gradient does not withhold them;
+    * set_mask with array-likes, in place, twice; forward and its gradients (0 where the mask is 0, and the weight
+      itself left unchanged): values, judged on their own;
+    * ``MaskedLinear.forward is vectorised``: speed, which code that computes nothing would pass: requires
+      forward's values;
+    * ``made_degrees``: input degrees are values; the hidden-degree range, coverage and reproducibility are
+      properties that require the input degrees;
+    * ``made_masks``: values.
+    """
     cases = SubCases(2.0)
     what = "MaskedLinear"
     results = {}
     linear_values = "MaskedLinear.forward and its gradients"
-    with cases.case(0.15, "MaskedLinear: the mask buffer (other shapes, bias=False)", requires=linear_values):
+    buffer_part = "MaskedLinear: the mask buffer (other shapes, bias=False)"
+    with cases.case(0.15, "MaskedLinear: the mask buffer (other shapes, bias=False)"):
+        for seed, cin, cout, batch, bias in MASKED_LINEAR_CASES:  # every result first: later parts judge them all
+            results[seed] = student.run("q2.masked_linear", seed=seed, in_features=cin, out_features=cout,
+                                        batch=batch, bias=bias)
         for seed, cin, cout, batch, bias in MASKED_LINEAR_CASES:
             case = f"MaskedLinear({cin}, {cout}, bias={bias})"
-            out = results[seed] = student.run("q2.masked_linear", seed=seed, in_features=cin, out_features=cout,
-                                              batch=batch, bias=bias)
+            out = results[seed]
             expect_true(out["is_buffer"] and not out["is_parameter"] and out["in_state_dict"], what=what, case=case,
                         problem="the mask must be a buffer registered with register_buffer('mask', ...) (in the "
                                 "state_dict, not a Parameter)")
@@ -69,7 +86,9 @@ def test_2a_hidden(student, reference, set_score=None):
                                  shape=(cout, cin), dtype_kind="float")
             expect_true(bool((mask == 1).all()), what=what, case=case, problem="the initial mask must be all ones")
     set_mask_double = "MaskedLinear.set_mask: in place (same tensor, dtype kept after .double())"
-    with cases.case(0.1, "MaskedLinear: the mask moves with the module (.double())", requires=set_mask_double):
+    out_double = None
+    double_part = "MaskedLinear: the mask moves with the module (.double())"
+    with cases.case(0.1, double_part):
         case = "MaskedLinear(5, 3).double()"
         out_double = student.run("q2.masked_linear", seed=14, in_features=5, out_features=3, batch=4, double=True)
         mask = expect_tensor(out_double["mask_after_double"], what=what, case=case, shape=(3, 5))
@@ -86,10 +105,11 @@ def test_2a_hidden(student, reference, set_score=None):
                         problem=f"the mask buffer became {mask.dtype}: copy the values into the float buffer")
             expect_equal(mask, out["mask_set"], what="MaskedLinear.set_mask", case=case)
     with cases.case(0.1, set_mask_double):
-        out = needs(results.get(11), what="MaskedLinear.set_mask", case="MaskedLinear(7, 4)")
+        out = needs(results.get(11), what="MaskedLinear.set_mask", case="MaskedLinear(7, 4)", part=buffer_part)
         expect_true(out["same_object"], what="MaskedLinear.set_mask", case="MaskedLinear(7, 4)",
                     problem="self.mask is a new tensor after set_mask: copy into the buffer in place (copy_)")
         case = "MaskedLinear(5, 3).double(), set_mask(float32 mask)"
+        needs(out_double, what="MaskedLinear.set_mask", case=case, part=double_part)
         expect_true(out_double["same_object"], what="MaskedLinear.set_mask", case=case,
                     problem="self.mask is a new tensor after set_mask: copy into the buffer in place (copy_)")
         mask = expect_tensor(out_double["mask_after_set"], what="MaskedLinear.set_mask", case=case, shape=(3, 5))
@@ -107,22 +127,20 @@ def test_2a_hidden(student, reference, set_score=None):
     with cases.case(0.25, linear_values):
         for seed, cin, cout, batch, bias in MASKED_LINEAR_CASES:
             case = f"MaskedLinear({cin}, {cout}, bias={bias}), batch {batch}"
-            out = needs(results.get(seed), what="MaskedLinear.forward", case=case)
+            out = needs(results.get(seed), what="MaskedLinear.forward", case=case, part=buffer_part)
             expect_equal(out["mask_after_set"], out["mask_set"], what="MaskedLinear.set_mask", case=case)
             expect_close(out["out"], reference(f"out_{seed}", out["out"]), what="MaskedLinear.forward", case=case,
                          hidden=True, **F32)
             grad = expect_tensor(out["weight_grad"], what="MaskedLinear.forward", case=case + ", weight.grad",
                                  shape=(cout, cin))
-            expect_true(bool((grad[out["mask_set"] == 0] == 0).all()), what="MaskedLinear.forward", case=case,
-                        problem="a weight whose mask entry is 0 got a non-zero gradient: multiply the weight by "
-                                "the mask inside forward")
+            expect_masked_gradient(out, grad, case=case)
             expect_close(grad, reference(f"weight_grad_{seed}", grad), what="MaskedLinear.forward",
                          case=case + ", gradient of the weight", hidden=True, **F32)
             if bias:
                 expect_close(out["bias_grad"], reference(f"bias_grad_{seed}", out["bias_grad"]),
                              what="MaskedLinear.forward", case=case + ", gradient of the bias", hidden=True, **F32)
-    with cases.case(0.1, "MaskedLinear: the mask is saved in and loaded from the state_dict", requires=linear_values):
-        out = needs(results.get(11), what=what, case="MaskedLinear(7, 4)")
+    with cases.case(0.1, "MaskedLinear: the mask is saved in and loaded from the state_dict"):
+        out = needs(results.get(11), what=what, case="MaskedLinear(7, 4)", part=buffer_part)
         case = "MaskedLinear(7, 4): a fresh layer loads the state_dict of one with a mask set"
         reloaded = expect_tensor(out["reloaded_mask"], what=what, case=case, shape=(4, 7))
         expect_equal(reloaded, out["mask_set"], what=what, case=case)
@@ -244,12 +262,14 @@ def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
     multi = {}
     every_set = "forward: autoregressive for every mask set"
     with cases.case(0.15, every_set, requires=forward_values):
-        for nin, hidden_sizes, nout, num_masks, natural, seed in [(5, [30], 15, 3, False, 7), (4, [16, 16], 8, 2, True, 8),
-                                                                  (6, [32], 6, 3, False, 9)]:
-            case = _config_case(nin, hidden_sizes, nout, num_masks, natural)
-            out = multi[(nin, num_masks, natural)] = student.run(
+        configs = [(5, [30], 15, 3, False, 7), (4, [16, 16], 8, 2, True, 8), (6, [32], 6, 3, False, 9)]
+        for nin, hidden_sizes, nout, num_masks, natural, seed in configs:  # every result first: later parts use them
+            multi[(nin, num_masks, natural)] = student.run(
                 "q2.made_structure", nin=nin, hidden_sizes=hidden_sizes, nout=nout, num_masks=num_masks,
                 natural_ordering=natural, seed=seed, n_sets=2 * num_masks + 1, twin=True)
+        for nin, hidden_sizes, nout, num_masks, natural, seed in configs:
+            case = _config_case(nin, hidden_sizes, nout, num_masks, natural)
+            out = multi[(nin, num_masks, natural)]
             for i, entry in enumerate(out["sets"]):
                 expect_autoregressive(entry, nin, nout, what=what, case=f"{case}, after {i} calls of update_masks")
     with cases.case(0.1, "update_masks: the order buffer", requires=every_set):

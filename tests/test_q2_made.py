@@ -5,9 +5,12 @@ stand-ins for ``MaskedLinear``, ``made_degrees`` and ``made_masks`` (they build 
 valid but simpler MADE than the one 2a asks for), so each part is graded on its
 own: a bug in ``made_masks`` costs points in 2a only.
 
-No points without a correct result: a part that checks a property (the mask is a
-buffer, autoregressive, D forward passes, reproducible, ...) earns its points only
-when the same function also gives correct values in the part it names.
+No points without a correct result: a part that checks a property that code
+computing nothing could have (autoregressive, D forward passes, reproducible, ...)
+earns its points only when the same function also gives correct values in the
+part it names (``requires``).  A part whose own check is a result of the student's
+code and needs no other part (the mask buffer that ``MaskedLinear.__init__``
+registers) is credited on its own.
 
 Tolerances: the models and inputs are float32 (as in training), so values are
 compared within float32 rounding of a few sums (``F32``); log-likelihoods that
@@ -31,6 +34,7 @@ from src.grading.made_judging import (
     chi_square_p_value,
     expect_binary_samples,
     ensemble_log_prob,
+    expect_masked_gradient,
     expect_model_depends_on_inputs,
 )
 
@@ -41,9 +45,17 @@ from src.grading.made_judging import (
 
 @graded("2a-0-basic", partial=True)
 def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
+    """Four parts, each judged on its own (no ``requires``):
+
+    * ``the mask buffer`` (0.3): what ``__init__`` registers (a buffer, in the state_dict, all ones); a stub
+      raises, so nothing earns it without code, and a failing gradient does not withhold it;
+    * ``set_mask, forward and gradients`` (0.2): values against the reference's, the gradient 0 where the mask
+      is 0, and forward leaving ``self.weight`` unchanged;
+    * ``made_degrees``, ``made_masks`` (0.25 each): values against the reference's.
+    """
     cases = SubCases(1.0)
     what, out = "MaskedLinear", None
-    with cases.case(0.3, "MaskedLinear: the mask buffer", requires="MaskedLinear: set_mask, forward and gradients"):
+    with cases.case(0.3, "MaskedLinear: the mask buffer"):
         out = student.run("q2.masked_linear", seed=0, in_features=5, out_features=3, batch=4)
         case = "MaskedLinear(5, 3)"
         expect_true(out["is_buffer"], what=what, case=case,
@@ -56,14 +68,12 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
         expect_true(bool((mask == 1).all()), what=what, case=case, problem="the initial mask must be all ones")
     with cases.case(0.2, "MaskedLinear: set_mask, forward and gradients"):
         case = "MaskedLinear(5, 3), one random mask, batch of 4"
-        needs(out, what=what, case=case)
+        needs(out, what=what, case=case, part="MaskedLinear: the mask buffer")
         expect_equal(out["mask_after_set"], out["mask_set"], what="MaskedLinear.set_mask", case=case)
         expect_close(out["out"], reference("ml_out", out["out"]), what="MaskedLinear.forward", case=case, **F32)
         grad = out["weight_grad"]
         expect_tensor(grad, what="MaskedLinear.forward", case=case + ", weight.grad", shape=(3, 5))
-        expect_true(bool((grad[out["mask_set"] == 0] == 0).all()), what="MaskedLinear.forward", case=case,
-                    problem="a weight whose mask entry is 0 got a non-zero gradient: multiply the weight by the "
-                            "mask inside forward")
+        expect_masked_gradient(out, grad, case=case)
         expect_close(grad, reference("ml_weight_grad", grad), what="MaskedLinear.forward",
                      case=case + ", gradient of the weight", **F32)
 

@@ -75,6 +75,16 @@ def expect_equal(actual, expected, *, what, case, hidden=False):
                      f"{expected[index].item()}, got {actual[index].item()}")
 
 
+def needs(result, *, what, case, part=None):
+    """A part that reuses the result of a probe run by an earlier part (``part``), which raised (``result`` is
+    None only then: the parts collect their results before they judge them)."""
+    if result is None:
+        where = f"part '{part}'" if part else "the first failed part"
+        fail(what, case, f"not checked: this part uses what your code returned in {where}, where it raised an error "
+                         "(see that part)")
+    return result
+
+
 _FINISHED_PARTS = []  # the parts of the tests finished since the plugin last took them (take_parts)
 
 

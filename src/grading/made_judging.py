@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from . import goodness_of_fit
-from .checks import expect_tensor, fail
+from .checks import expect_tensor, fail, needs  # noqa: F401  (needs: used by the tests)
 
 F32 = dict(atol=1e-5, rtol=1e-4)  # float32 matrix products of width <= 64, any summation order
 LL = dict(atol=1e-4, rtol=1e-5)  # sums of D float32 log-probabilities
@@ -22,16 +22,20 @@ MIN_P_VALUE = 1e-6  # chi-square test: a correct sampler fails with probability 
 # helpers
 # ---------------------------------------------------------------------------
 
-def needs(result, *, what, case):
-    """A part that reuses the result of a probe run by an earlier part, which raised."""
-    if result is None:
-        fail(what, case, "not checked: your code raised an error (see the first failed part)")
-    return result
-
-
 def expect_true(condition, *, what, case, problem):
     if not condition:
         fail(what, case, problem)
+
+
+def expect_masked_gradient(out, grad, *, case):
+    """The weight's gradient is 0 wherever the mask is 0, and forward leaves the weight itself unchanged."""
+    if out.get("forward_changed_weight"):
+        fail("MaskedLinear.forward", case, "forward changed self.weight itself (as `self.weight.data *= self.mask` "
+             "does): the weights where this mask is 0 are lost for every later mask set, and their gradients are "
+             "not 0; leave self.weight unchanged and compute with mask * weight")
+    expect_true(bool((grad[out["mask_set"] == 0] == 0).all()), what="MaskedLinear.forward", case=case,
+                problem="a weight whose mask entry is 0 got a non-zero gradient: multiply the weight by the mask "
+                        "inside forward")
 
 
 def bernoulli_ll(x, logits):

@@ -209,8 +209,8 @@ def masked_linear(submission, *, seed, in_features, out_features, batch, bias=Tr
     Returns the mask's registration (buffer, parameter, state_dict), the initial
     mask, and after the last ``set_mask``: the mask (and whether it is the same
     tensor object), the forward pass on a seeded batch and the gradients of
-    ``sum(out * cotangent)``; and the mask of a fresh layer that loaded the
-    state_dict.
+    ``sum(out * cotangent)`` (and whether that forward changed the weight
+    itself); and the mask of a fresh layer that loaded the state_dict.
     """
     made = submission.made
     g = _gen(seed)
@@ -242,9 +242,12 @@ def masked_linear(submission, *, seed, in_features, out_features, batch, bias=Tr
     result["mask_after_set"] = _describe(getattr(layer, "mask", None))
     x = torch.randn(batch, in_features, generator=g, dtype=torch.float64).to(dtype)
     cotangent = torch.randn(batch, out_features, generator=g, dtype=torch.float64).to(dtype)
+    weight_before = layer.weight.detach().clone()
     out = layer(x)
     result["out"] = _describe(out)
     (out * cotangent).sum().backward()
+    # forward must leave the weight as it is (``self.weight.data *= self.mask`` loses the masked weights)
+    result["forward_changed_weight"] = not torch.equal(layer.weight.detach(), weight_before)
     result["weight_grad"] = _describe(layer.weight.grad)
     if bias:
         result["bias_grad"] = _describe(layer.bias.grad)
