@@ -12,10 +12,10 @@ below any real bug.
 import torch
 
 from src.grading import graded
-from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
+from src.grading.checks import SubCases, expect_close, expect_equal, expect_tensor, fail, needs
 from src.grading.goodness_of_fit import chi_square_p_value
-from src.grading.probes.q3 import (expect_depends_on_earlier, image_codes, log_probs_from_logits, recorded,
-                                   run_model_probe)
+from src.grading.probes.q3 import (expect_depends_on_earlier, expect_normalised, image_codes, log_probs_from_logits,
+                                   recorded, run_model_probe)
 
 GREY = dict(in_channels=1, num_levels=2, channels=8, num_blocks=1, kernel_size=3)
 
@@ -47,34 +47,48 @@ def test_conv_mask_and_masked_conv(student, reference):
                      atol=1e-8, rtol=1e-8)
 
 
-@graded("3b-0-basic")
-def test_pixelcnn_forward_and_log_prob(student, reference):
-    weights = _weights(student, reference, "residual", seed=2, residual_channels=6)
-    out = run_model_probe(student, "q3.residual_block", weights=weights, seed=2, channels=6, batch=2, height=3,
-                          width=4)
-    case = "ResidualBlock(6) on a float64 input of shape (2, 6, 3, 4), random weights"
-    expect_close(out, reference("residual", out), what="ResidualBlock.forward", case=case, atol=1e-4, rtol=1e-4)
+@graded("3b-0-basic", partial=True)
+def test_pixelcnn_forward_and_log_prob(student, reference, set_score=None):
+    """Four parts of 0.25; values are judged by values, properties by properties:
+
+    * ``ResidualBlock.forward``, ``PixelCNN.forward``, ``PixelCNN.log_prob``: values, against the reference's;
+    * ``log_prob sums to 1 over all images``: a property, judged on the model's own outputs (exp(log_prob) sums
+      to 1, log_prob is the chain rule of its own forward, and that forward depends on earlier pixels), so a
+      forward with wrong values that stays autoregressive (an input scaled to [-1, 1] instead of ``preprocess``)
+      keeps it; a log_prob that computes nothing does not earn it.
+    """
+    cases = SubCases(1.0)
+    with cases.case(0.25, "ResidualBlock.forward"):
+        weights = _weights(student, reference, "residual", seed=2, residual_channels=6)
+        out = run_model_probe(student, "q3.residual_block", weights=weights, seed=2, channels=6, batch=2, height=3,
+                              width=4)
+        case = "ResidualBlock(6) on a float64 input of shape (2, 6, 3, 4), random weights"
+        expect_close(out, reference("residual", out), what="ResidualBlock.forward", case=case, atol=1e-4, rtol=1e-4)
 
     config = dict(GREY, num_levels=3)
-    weights = _weights(student, reference, "forward", seed=3, config=config)
-    out = run_model_probe(student, "q3.pixelcnn_forward", weights=weights, seed=3, config=config, batch=3, height=4,
-                          width=5)
     case = ("PixelCNN(num_levels=3, channels=8, num_blocks=1, kernel_size=3) with random weights, "
             "x of shape (3, 1, 4, 5)")
-    expect_tensor(out["logits"], what="PixelCNN.forward", case=case, shape=(3, 3, 1, 4, 5), dtype_kind="float")
-    expect_close(out["logits"], reference("logits", out["logits"]), what="PixelCNN.forward", case=case,
-                 atol=1e-4, rtol=1e-4)
-    expect_tensor(out["log_prob"], what="PixelCNN.log_prob", case=case, shape=(3,), dtype_kind="float")
-    expect_close(out["log_prob"], reference("log_prob", out["log_prob"]), what="PixelCNN.log_prob", case=case,
-                 atol=1e-4, rtol=1e-4)
+    out = None
+    with cases.case(0.25, "PixelCNN.forward"):
+        weights = _weights(student, reference, "forward", seed=3, config=config)
+        out = run_model_probe(student, "q3.pixelcnn_forward", weights=weights, seed=3, config=config, batch=3,
+                              height=4, width=5)
+        expect_tensor(out["logits"], what="PixelCNN.forward", case=case, shape=(3, 3, 1, 4, 5), dtype_kind="float")
+        expect_close(out["logits"], reference("logits", out["logits"]), what="PixelCNN.forward", case=case,
+                     atol=1e-4, rtol=1e-4)
+    with cases.case(0.25, "PixelCNN.log_prob"):
+        needs(out, what="PixelCNN.log_prob", case=case, part="PixelCNN.forward")
+        expect_tensor(out["log_prob"], what="PixelCNN.log_prob", case=case, shape=(3,), dtype_kind="float")
+        expect_close(out["log_prob"], reference("log_prob", out["log_prob"]), what="PixelCNN.log_prob", case=case,
+                     atol=1e-4, rtol=1e-4)
 
-    weights = _weights(student, reference, "all", seed=4, config=GREY)
-    out = run_model_probe(student, "q3.pixelcnn_all_log_probs", weights=weights, config=GREY, height=2, width=3)
-    case = "PixelCNN(num_levels=2, channels=8, num_blocks=1, kernel_size=3) on all 64 binary images of size 2x3"
-    expect_tensor(out["log_prob"], what="PixelCNN.log_prob", case=case, shape=(64,), dtype_kind="float")
-    total = out["log_prob"].double().exp().sum().item()
-    if not abs(total - 1.0) <= 1e-4:
-        fail("PixelCNN.log_prob", case, f"exp(log_prob) should sum to 1 over all images, got {total:.6g}")
+    with cases.case(0.25, "log_prob sums to 1 over all images"):
+        weights = _weights(student, reference, "all", seed=4, config=GREY)
+        out = run_model_probe(student, "q3.pixelcnn_all_log_probs", weights=weights, config=GREY, height=2, width=3)
+        case = ("PixelCNN(num_levels=2, channels=8, num_blocks=1, kernel_size=3) on all 64 binary images of "
+                "size 2x3")
+        expect_normalised(out, levels=2, colors=1, height=2, width=3, case=case)
+    cases.finish(set_score)
 
 
 @graded("3c-0-basic")

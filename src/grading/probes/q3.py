@@ -216,11 +216,12 @@ def pixelcnn_forward(submission, *, weights, seed, config, batch, height, width)
 
 @probe("pixelcnn")
 def pixelcnn_all_log_probs(submission, *, weights, config, height, width):
-    """log_prob of every image of the given size (for the normalisation check)."""
+    """log_prob of every image of the given size and the logits of forward on them (for the normalisation
+    check, judged against the model's own conditionals)."""
     model = _layers(submission.pixelcnn, weights, config=config)
     images = _all_images(config["num_levels"], config.get("in_channels", 1), height, width)
     with torch.no_grad():
-        return {"images": images, "log_prob": model.log_prob(images)}
+        return {"images": images, "log_prob": model.log_prob(images), "logits": model(images)}
 
 
 @probe("pixelcnn")
@@ -431,7 +432,7 @@ def dependence_problems(out, *, levels, colors, height, width, required=True):
     return problems
 
 
-def expect_depends_on_earlier(logits, *, what, case):
+def expect_depends_on_earlier(logits, *, what, case, why="so no sample can be judged"):
     """Causality first: the model's own logits (N, K, C, H, W) on all N images, against which samples
     are judged, must depend on what comes before the last value (else noise of the right marginals passes)."""
     from ..checks import fail
@@ -440,7 +441,29 @@ def expect_depends_on_earlier(logits, *, what, case):
     spread = (last - last[:1]).abs().max().item()
     if not spread > 1e-4 * max(1.0, last.abs().max().item()):
         fail(what, case, f"the model's own logits of the last value are the same for all {logits.shape[0]} images: "
-                         "forward does not depend on the earlier pixels, so no sample can be judged")
+                         f"forward does not depend on the earlier pixels, {why}")
+
+
+def expect_normalised(out, *, levels, colors, height, width, case):
+    """A property of log_prob, judged without the reference's values (``pixelcnn_all_log_probs``' result):
+    exp(log_prob) sums to 1 over all images, log_prob is the chain rule of the model's own forward (the sum of
+    log softmax(forward(x)) at x), and that forward depends on earlier pixels.  The last two keep a log_prob that
+    computes nothing (a constant -H*W*log K sums to 1 too) from earning the points; a forward that computes
+    wrong values but stays autoregressive keeps them."""
+    from ..checks import expect_close, expect_tensor, fail
+
+    count = levels ** (colors * height * width)
+    log_prob = expect_tensor(out["log_prob"], what="PixelCNN.log_prob", case=case, shape=(count,),
+                             dtype_kind="float")
+    total = log_prob.double().exp().sum().item()
+    if not abs(total - 1.0) <= 1e-4:
+        fail("PixelCNN.log_prob", case, f"exp(log_prob) should sum to 1 over all images, got {total:.6g}")
+    logits = expect_tensor(out["logits"], what="PixelCNN.forward", case=case,
+                           shape=(count, levels, colors, height, width), dtype_kind="float")
+    expect_close(log_prob, log_probs_from_logits(logits, out["images"]), what="PixelCNN.log_prob",
+                 case=case + ": the sum over pixels of log softmax(forward(x)) at x", atol=1e-4, rtol=1e-4)
+    expect_depends_on_earlier(logits, what="PixelCNN.forward", case=case,
+                              why="so a normalised log_prob of it says nothing about the model")
 
 
 def expect_sees_something(out, *, what, case):
