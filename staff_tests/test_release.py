@@ -323,9 +323,9 @@ def _plant_answer_key(copy):
 
 def _plant_formula(copy):
     """1b's answer, a formula that only the files of DOCSTRING_FORMULAS may compute, in a probe file."""
-    path = copy / "src" / "grading" / "probes" / "q1.py"
+    path = copy / "src" / "grading" / "worker" / "probes" / "q1.py"
     path.write_text(path.read_text() + "\n\ndef _bits(nll, num_dims):\n    return nll / (num_dims * math.log(2.0))\n")
-    return path, "src/grading/probes/q1.py"
+    return path, "src/grading/worker/probes/q1.py"
 
 
 PLANTS = (_plant_function, _plant_renamed_loop, _plant_text, _plant_hidden_values, _plant_answer_key, _plant_formula)

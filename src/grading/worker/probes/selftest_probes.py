@@ -9,25 +9,26 @@ tests compute the expected values themselves.
 """
 import torch
 
-from .probes import probe
+from ...inputs import seeded_generator
+from .registry import probe
 
 
 def bernoulli_inputs(seed):
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     x = torch.randint(0, 2, (4, 3), generator=g).double()
     logits = torch.randn(4, 3, generator=g, dtype=torch.float64) * 3
     return x, logits
 
 
 def categorical_inputs(seed):
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     x = torch.randint(0, 4, (5, 2), generator=g)
     logits = torch.randn(5, 4, 2, generator=g, dtype=torch.float64)
     return x, logits
 
 
 def linear_inputs(seed):
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     weight = torch.randn(2, 3, generator=g)
     bias = torch.randn(2, generator=g)
     mask = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])

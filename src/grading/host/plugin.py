@@ -1,4 +1,4 @@
-"""The pytest plugin of the grader: fixtures for tests, and scores from outcomes.
+"""The grader's pytest plugin (host side): fixtures for tests, and scores from outcomes.
 
 Tests are plain pytest tests decorated with ``graded("2b-0-basic")`` (points,
 number and visibility from the manifest, through gradescope-utils'
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from .checks import take_parts
+from ..errors import ExpectedValuesAbsent, GraderError, ProtocolError, StudentCodeError
+from ..paths import ROOT
+from .judging.subcases import take_parts
 from .manifest import is_hidden, load_manifest
-from .privileges import GraderError
-from .protocol import ProtocolError
-from .reference import HIDDEN_FIXTURES, HIDDEN_TEST_DIR, ROOT, ExpectedValuesAbsent, Reference, ReferenceStore
-from .sandbox import StudentCodeError, Worker
+from .reference import HIDDEN_FIXTURES, HIDDEN_TEST_DIR, Reference, ReferenceStore
+from .worker_client import Worker
 
 
 @dataclasses.dataclass
