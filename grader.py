@@ -213,7 +213,7 @@ def run(args, started, state):
         not_run = "not graded: grading was stopped before this test ran (grader problem, not your code)"
     summary = report.summarize(manifest, plugin.results, submission=shown, selection=selection,
                                collected=plugin.collected, problems=problems, hidden_values_present=
-                               plugin.hidden_values_present, not_run_reason=not_run, sandbox="")
+                               plugin.hidden_values_present, not_run_reason=not_run)
     print()
     print(report.format_report(summary, verbose=args.verbose), flush=True)
     state["results"] = report.results_json(summary, time.monotonic() - started)

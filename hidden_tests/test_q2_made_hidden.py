@@ -1,6 +1,6 @@
 """Hidden tests of Question 2 (made.py): 2a MaskedLinear, degrees and masks; 2b MADE; 2c sampling.
 
-Same conventions as tests/test_q2_made.py (the helpers below are a copy of its helpers):
+Same conventions as tests/test_q2_made.py (both import their helpers from src/grading/host/judging/q2.py):
 2b and 2c run the student's MADE with stand-ins for 2a (see
 src/grading/worker/probes/q2.py), values computed by the test from the student's own
 outputs are compared in float64 within float32 tolerances, and expected values of

@@ -13,7 +13,6 @@ show ?/points).  A leak planted in a copy of the repository must fail the build.
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -295,7 +294,7 @@ def _plant_renamed_loop(copy):
 
 def _plant_text(copy):
     source = (ROOT / "solution" / "made.py").read_text()
-    line = next(l.strip() for l in source.splitlines() if "torch.bernoulli(probs, generator=generator)" in l)
+    line = next(text.strip() for text in source.splitlines() if "torch.bernoulli(probs, generator=generator)" in text)
     path = copy / "written" / "answers" / "2d.tex"
     path.write_text(path.read_text() + f"\n% hint: \\verb|{line}|\n")
     return path, "written/answers/2d.tex"

@@ -37,7 +37,6 @@ import ast
 import fnmatch
 import hashlib
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -49,7 +48,7 @@ from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from make_stubs import END, MODULES, START, make_stub, marked_regions  # noqa: E402
+from make_stubs import MODULES, make_stub, marked_regions  # noqa: E402
 
 # -- what goes where ---------------------------------------------------------
 STUDENT_DIRS = ("src", "submission", "tests", "data", "written")

@@ -4,7 +4,7 @@ Tests are plain pytest tests decorated with ``graded("2b-0-basic")`` (points,
 number and visibility from the manifest, through gradescope-utils'
 decorators).  They get two fixtures:
 
-* ``student``: the ``sandbox.Worker`` for the submission being graded;
+* ``student``: the ``worker_client.Worker`` for the submission being graded;
 * ``reference``: ``reference(key, actual) -> expected`` (see reference.py).
 
 The plugin records one ``TestResult`` per graded test; ``grader.py`` prints them
@@ -97,7 +97,7 @@ class GraderPlugin:
     None for all; ``progress(event, test_id, index, total, result)`` is called
     with ``"start"`` and ``"end"`` around each test, and ``progress.waiting(text)``
     (if it has one) when a call into the student's code runs long; ``worker_options`` are
-    keyword arguments of ``sandbox.Worker`` (budgets, time-outs, stats).
+    keyword arguments of ``worker_client.Worker`` (budgets, time-outs, stats).
     """
 
     def __init__(self, launcher=None, selection=None, progress=None, worker_options=None):

@@ -576,7 +576,7 @@ class Worker:
                     break
             reason = reason.replace(f" while running importing {shown.name}", "")
             self._import_failures[module] = (f"{shown.name} could not be imported: {reason}\n(so every test that "
-                                             f"needs {shown.name} scores 0)" + "".join(f"\n{l}" for l in lines[1:]))
+                                             f"needs {shown.name} scores 0)" + "".join(f"\n{line}" for line in lines[1:]))
             raise StudentCodeError(self._import_failures[module], kind="import") from None
         finally:
             self.used_s += time.monotonic() - started

@@ -1,4 +1,4 @@
-"""Probes for Question 1 (autoregressive.py): they run in the worker, on the student's code.
+"""Probes for Question 1, autoregressive.py (worker side).
 
 Nothing here implements a graded function: this file ships to students (and
 their code can import it), so the expected values are the reference's recorded

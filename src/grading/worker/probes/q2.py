@@ -1,4 +1,4 @@
-"""Probes for Question 2 (made.py): MaskedLinear, degrees and masks (2a), MADE (2b), sampling (2c).
+"""Probes for Question 2, made.py (worker side): MaskedLinear, degrees and masks (2a), MADE (2b), sampling (2c).
 
 Every probe builds its inputs from fixed seeds, calls the student's code through
 the documented API and returns what came back (plus bookkeeping such as object
@@ -38,7 +38,6 @@ import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ...inputs import seeded_generator
 from .registry import probe

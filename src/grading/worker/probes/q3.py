@@ -1,4 +1,4 @@
-"""Probes for Question 3 (pixelcnn.py): masked convolutions, PixelCNN, sampling, colour.
+"""Probes for Question 3, pixelcnn.py (worker side): masked convolutions, PixelCNN, sampling, colour.
 
 Isolation between the parts of Question 3.  The constructors of ``MaskedConv2d``,
 ``ResidualBlock`` and ``PixelCNN`` are given code, and the masks are fixed by the

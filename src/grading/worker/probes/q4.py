@@ -1,4 +1,4 @@
-"""Probes for Question 4: ``evaluate_nll`` (4a) and the learning tests (4b, 4c).
+"""Probes for Question 4 (worker side): ``evaluate_nll`` (4a) and the learning tests (4b, 4c).
 
 Nothing here implements a graded function (this file ships to students).
 

@@ -1,7 +1,7 @@
-"""Probes of the grader's self-test suite (``staff_tests/grader_suite``), independent of the real tests.
+"""Probes (worker side) of the grader's self-test suite (``staff_tests/grader_suite``), independent of the real tests.
 
 Registered as ``selftest_probes.<name>``; the worker imports this module when a
-request names it (``sandbox.Worker.run`` sends the probe's module along).  It
+request names it (the worker client sends the module that ``index.py`` found).  It
 lives here, not beside the suite, because ``staff_tests/`` is root-only while
 the grader runs as root and the worker must be able to import it.  The inputs
 are made by the functions below, which the grader's side calls too, so the
