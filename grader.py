@@ -155,17 +155,17 @@ def run(args, started, state):
     manifest = state["manifest"] = load_manifest()
     selection = state["selection"] = resolve_selection(manifest, args.select)
     submission = check_submission_folder(args.submission)
-    from src.grading import privileges
-    from src.grading.sandbox import Worker  # does not load torch: the worker starts while the grader loads it
+    from src.grading.host import launchers
+    from src.grading.host.worker_client import Worker  # does not load torch: the worker starts while the grader loads it
 
     results_path = Path(args.results).resolve() if args.results else None
 
-    limits = privileges.Limits(memory_mb=args.memory_mb)
-    launcher = state["launcher"] = privileges.make_launcher(limits, user=args.sandbox_user,
-                                                            switch_user=not args.no_sandbox_user)
+    limits = launchers.Limits(memory_mb=args.memory_mb)
+    launcher = state["launcher"] = launchers.make_launcher(limits, user=args.sandbox_user,
+                                                           switch_user=not args.no_sandbox_user)
     # Before any worker starts: the grader's private folders (until grading ends) and the results file
     # become root-only.
-    launcher.protect([ROOT / name for name in privileges.PROTECTED_PATHS])
+    launcher.protect([ROOT / name for name in launchers.PROTECTED_PATHS])
     if results_path is not None:
         reserve_results_file(results_path)
 
@@ -175,8 +175,8 @@ def run(args, started, state):
     worker = state["worker"] = Worker(submission, args.timeout, launcher, **worker_options)
     worker.start(wait=False)  # torch loads in the worker while the grader loads it and pytest collects
 
-    from src.grading import report
-    from src.grading.plugin import GraderPlugin
+    from src.grading.host import report
+    from src.grading.host.plugin import GraderPlugin
 
     plugin = state["plugin"] = GraderPlugin(launcher=launcher, selection=selection, progress=Progress(sys.stdout),
                                             worker_options=worker_options)
@@ -190,7 +190,7 @@ def run(args, started, state):
         "your code runs in a separate process with time and memory limits"
     print(f"Grading {shown}/ ({'question(s) ' + ' '.join(selection) if selection else 'all questions'}); "
           f"{isolation}", flush=True)
-    pytest_args = [*map(str, paths), "-p", "src.grading.plugin", "-p", "no:cacheprovider", "-p", "no:terminal",
+    pytest_args = [*map(str, paths), "-p", "src.grading.host.plugin", "-p", "no:cacheprovider", "-p", "no:terminal",
                    "-p", "no:stepwise", "--continue-on-collection-errors", "--import-mode=importlib", "--rootdir", str(ROOT),
                    "--submission", str(submission), "--worker-timeout", str(args.timeout)]
     exit_code = pytest.main(pytest_args, plugins=[plugin])
@@ -213,7 +213,7 @@ def run(args, started, state):
         not_run = "not graded: grading was stopped before this test ran (grader problem, not your code)"
     summary = report.summarize(manifest, plugin.results, submission=shown, selection=selection,
                                collected=plugin.collected, problems=problems, hidden_values_present=
-                               plugin.hidden_values_present, not_run_reason=not_run, sandbox="")
+                               plugin.hidden_values_present, not_run_reason=not_run)
     print()
     print(report.format_report(summary, verbose=args.verbose), flush=True)
     state["results"] = report.results_json(summary, time.monotonic() - started)
@@ -223,7 +223,7 @@ def run(args, started, state):
 def emergency_results(state, error_text, seconds):
     """results.json when the grader failed: from report.py if it imports, else built here with json alone."""
     try:
-        from src.grading import report
+        from src.grading.host import report
 
         return report.fallback_results(state.get("manifest"), error_text, seconds, state.get("selection"))
     except BaseException:
@@ -311,7 +311,7 @@ def main(argv=None):
             data = state.get("results") or emergency_results(state, "the grader stopped early",
                                                              time.monotonic() - started)
             try:
-                from src.grading.report import write_results
+                from src.grading.host.report import write_results
             except BaseException:
                 write_results = _write_json
             write_results(args.results, data)

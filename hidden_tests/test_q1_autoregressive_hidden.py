@@ -3,7 +3,7 @@
 Each test scores graded parts (partial credit); a part that checks a property
 (reproducible, normalised, the upper triangle unused, ...) names as a fourth
 element the parts whose correct values it needs (``requires``).  The probes are in
-src/grading/probes/q1.py; its docstring says how a bug in 1a is kept from costing
+src/grading/worker/probes/q1.py; its docstring says how a bug in 1a is kept from costing
 points in 1d (``expect_fvsbn_log_prob``).
 
 Tolerances: float64 inputs within 1e-5 + 1e-5*|expected| (a student may compute in
@@ -18,9 +18,10 @@ the catalogue of planted bugs fail with p far below that.
 
 import torch
 
-from src.grading import graded
-from src.grading.checks import expect_close, expect_tensor, fail, run_subcases
-from src.grading.q1_judging import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
+from src.grading.host.manifest import graded
+from src.grading.host.judging.checks import expect_close, expect_tensor, fail
+from src.grading.host.judging.subcases import run_subcases
+from src.grading.host.judging.q1 import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
                                     check_samples, describe_bernoulli_case, describe_categorical_case,
                                     expect_fvsbn_log_prob, normalisation_problem)
 

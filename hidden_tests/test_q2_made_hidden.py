@@ -1,16 +1,17 @@
 """Hidden tests of Question 2 (made.py): 2a MaskedLinear, degrees and masks; 2b MADE; 2c sampling.
 
-Same conventions as tests/test_q2_made.py (the helpers below are a copy of its helpers):
+Same conventions as tests/test_q2_made.py (both import their helpers from src/grading/host/judging/q2.py):
 2b and 2c run the student's MADE with stand-ins for 2a (see
-src/grading/probes/q2.py), values computed by the test from the student's own
+src/grading/worker/probes/q2.py), values computed by the test from the student's own
 outputs are compared in float64 within float32 tolerances, and expected values of
 the reference are never printed (hidden=True).
 """
 import torch
 
-from src.grading import graded
-from src.grading.checks import SubCases, expect_close, expect_equal, expect_tensor, fail
-from src.grading.made_judging import (
+from src.grading.host.manifest import graded
+from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
+from src.grading.host.judging.subcases import SubCases
+from src.grading.host.judging.q2 import (
     F32,
     LL,
     NORMALISATION_ATOL,

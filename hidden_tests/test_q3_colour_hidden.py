@@ -1,7 +1,7 @@
 """Hidden test of Question 3e (extra credit): PixelCNN with RGB channel ordering.
 
 The colour model runs on weights that the reference's masks have already zeroed
-(recorded values) with torch's own convolution (see src/grading/probes/q3.py).
+(recorded values) with torch's own convolution (see src/grading/worker/probes/q3.py).
 conv_mask with colours is judged at the centre only (against the reference) and
 off the centre against the student's own grey-scale conv_mask, so a 3a bug does
 not cost 3e points twice.  The colour forward is judged by its layout (against
@@ -15,11 +15,11 @@ student's code, on stand-in inputs, so that crashes show; its verdict is unknown
 """
 import torch
 
-from src.grading import graded
-from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
-from src.grading.checks import run_subcases
-from src.grading.goodness_of_fit import chi_square_p_value
-from src.grading.probes.q3 import (absent, dependence_problems, expect_depends_on_earlier, expect_sees_something,
+from src.grading.host.manifest import graded
+from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
+from src.grading.host.judging.subcases import run_subcases
+from src.grading.host.judging.goodness_of_fit import chi_square_p_value
+from src.grading.host.judging.q3 import (absent, dependence_problems, expect_depends_on_earlier, expect_sees_something,
                                    head_layout, image_codes, log_probs_from_logits, recorded, run_model_probe)
 
 CENTRE_CASES = [["A", 3, 3, 3], ["B", 3, 3, 3], ["A", 3, 12, 3], ["B", 12, 6, 3], ["A", 5, 7, 3], ["B", 7, 5, 3],

@@ -5,7 +5,7 @@ PixelCNN on weights that the reference's masks have already zeroed (recorded
 values) with torch's own convolution, so a bug in 3a costs points in 3a only;
 3c judges the samples against the model's own forward, so a bug in forward or
 log_prob that keeps the model autoregressive costs points in 3b only (see
-src/grading/probes/q3.py).  Models are float64 (as forward's docstring allows);
+src/grading/worker/probes/q3.py).  Models are float64 (as forward's docstring allows);
 values are compared within 1e-4, which a student computing some of it in float32
 still meets.
 
@@ -14,11 +14,11 @@ student's code, on stand-in inputs, so that crashes show; its verdict is unknown
 """
 import torch
 
-from src.grading import graded
-from src.grading.checks import expect_close, expect_equal, expect_finite, expect_tensor, fail
-from src.grading.checks import run_subcases
-from src.grading.goodness_of_fit import chi_square_p_value
-from src.grading.probes.q3 import (absent, dependence_problems, expect_depends_on_earlier, expect_normalised,
+from src.grading.host.manifest import graded
+from src.grading.host.judging.checks import expect_close, expect_equal, expect_finite, expect_tensor, fail
+from src.grading.host.judging.subcases import run_subcases
+from src.grading.host.judging.goodness_of_fit import chi_square_p_value
+from src.grading.host.judging.q3 import (absent, dependence_problems, expect_depends_on_earlier, expect_normalised,
                                    image_codes, log_probs_from_logits, recorded, run_model_probe)
 
 

@@ -5,9 +5,9 @@ expected values are the contract's definition computed here in float64.  The
 value parts read a one-element tensor with ``.item()``; only the last part asks
 for Python floats.
 """
-from src.grading import graded
-from src.grading.checks import run_subcases
-from src.grading.probes.q4 import check_evaluation, check_float_types
+from src.grading.host.manifest import graded
+from src.grading.host.judging.subcases import run_subcases
+from src.grading.host.judging.q4 import check_evaluation, check_float_types
 
 CASES = {
     "tensors": dict(seed=410, kind="vectors", n=11, batch_size=4, batching="tensors"),

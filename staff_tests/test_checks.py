@@ -2,10 +2,11 @@
 import pytest
 import torch
 
-from src.grading.checks import SubCases, fail, run_subcases, take_parts
-from src.grading.goodness_of_fit import chi_square_p_value
-from src.grading.reference import ExpectedValuesAbsent
-from src.grading.sandbox import StudentCodeError
+from src.grading.host.judging.checks import fail
+from src.grading.host.judging.subcases import SubCases, run_subcases, take_parts
+from src.grading.host.judging.goodness_of_fit import chi_square_p_value
+from src.grading.errors import ExpectedValuesAbsent
+from src.grading.errors import StudentCodeError
 
 
 def _wrong():

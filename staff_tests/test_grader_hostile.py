@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, validate_results
 
-from src.grading import privileges
+from src.grading.host import launchers as privileges
 
 SUITE = ROOT / "staff_tests" / "grader_suite" / "suite_basic.py"
 BROKEN = ROOT / "staff_tests" / "grader_suite" / "suite_broken.py"
@@ -411,7 +411,7 @@ class _UnreadableLimits(privileges.Limits):
 
 
 def test_worker_start_up_failure_says_what_happened_and_when():
-    from src.grading import sandbox
+    from src.grading.host import worker_client as sandbox
 
     started = time.monotonic()
     with pytest.raises(privileges.GraderError) as failure:
@@ -518,13 +518,13 @@ def test_graders_side_by_side_score_as_alone_and_leave_permissions_as_found(runs
 
 @pytest.mark.skipif(not IS_ROOT, reason="the journal is root's")
 def test_permission_journal_restores_after_the_last_holder_even_if_killed(tmp_path):
-    from src.grading.permissions import TemporaryPermissions
+    from src.grading.host.permission_journal import TemporaryPermissions
 
     locks, staff, locked = tmp_path / "locks", tmp_path / "staff", tmp_path / "locked"
     staff.mkdir(mode=0o755)
     locked.mkdir(mode=0o700)
     (locked / "python").mkdir()
-    hold = ("import sys; from src.grading.permissions import TemporaryPermissions; "
+    hold = ("import sys; from src.grading.host.permission_journal import TemporaryPermissions; "
             "changes = TemporaryPermissions(sys.argv[1]); changes.make_root_only([sys.argv[2]]); print('held', "
             "flush=True); sys.stdin.readline(); changes.restore()")
 

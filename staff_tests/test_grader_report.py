@@ -5,8 +5,8 @@ import sys
 import pytest
 from conftest import ROOT, validate_results
 
-from src.grading import report
-from src.grading.plugin import TestResult, _strip_rewritten_assert
+from src.grading.host import report
+from src.grading.host.plugin import TestResult, _strip_rewritten_assert
 
 MANIFEST = json.loads((ROOT / "tests" / "points.json").read_text())
 
@@ -128,11 +128,11 @@ def test_grading_path_is_light():
     script = r'''
 import glob, importlib, importlib.util, sys
 sys.path.insert(0, ".")
-for name in ("grader", "src.grading.sandbox", "src.grading.plugin", "src.grading.report", "src.grading.worker",
-             "src.grading.privileges", "src.grading.selftest_probes"):
+for name in ("grader", "src.grading.host.worker_client", "src.grading.host.plugin", "src.grading.host.report",
+             "src.grading.worker.main", "src.grading.host.launchers", "src.grading.worker.probes.selftest_probes"):
     importlib.import_module(name)
-for path in sorted(glob.glob("src/grading/probes/q*.py")):
-    importlib.import_module("src.grading.probes." + path.split("/")[-1][:-3])
+for path in sorted(glob.glob("src/grading/worker/probes/q*.py")):
+    importlib.import_module("src.grading.worker.probes." + path.split("/")[-1][:-3])
 for index, path in enumerate(sorted(glob.glob("tests/**/test_*.py", recursive=True) + glob.glob("hidden_tests/test_*.py"))):
     spec = importlib.util.spec_from_file_location(f"graded_test_{index}", path)
     spec.loader.exec_module(importlib.util.module_from_spec(spec))

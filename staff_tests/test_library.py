@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from src import cli, plots  # noqa: E402
-from src.models import AdaptedLoader, adapt_batch, build_model, load_impl  # noqa: E402
+from src.models import AdaptedLoader, adapt_batch, build_model  # noqa: E402
 from src.train import (  # noqa: E402
     evaluate, independent_pixel_baseline, load_checkpoint, mean_nll, train, train_steps, uniform_baseline,
 )

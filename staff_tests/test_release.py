@@ -13,7 +13,6 @@ show ?/points).  A leak planted in a copy of the repository must fail the build.
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -295,7 +294,7 @@ def _plant_renamed_loop(copy):
 
 def _plant_text(copy):
     source = (ROOT / "solution" / "made.py").read_text()
-    line = next(l.strip() for l in source.splitlines() if "torch.bernoulli(probs, generator=generator)" in l)
+    line = next(text.strip() for text in source.splitlines() if "torch.bernoulli(probs, generator=generator)" in text)
     path = copy / "written" / "answers" / "2d.tex"
     path.write_text(path.read_text() + f"\n% hint: \\verb|{line}|\n")
     return path, "written/answers/2d.tex"
@@ -323,9 +322,9 @@ def _plant_answer_key(copy):
 
 def _plant_formula(copy):
     """1b's answer, a formula that only the files of DOCSTRING_FORMULAS may compute, in a probe file."""
-    path = copy / "src" / "grading" / "probes" / "q1.py"
+    path = copy / "src" / "grading" / "worker" / "probes" / "q1.py"
     path.write_text(path.read_text() + "\n\ndef _bits(nll, num_dims):\n    return nll / (num_dims * math.log(2.0))\n")
-    return path, "src/grading/probes/q1.py"
+    return path, "src/grading/worker/probes/q1.py"
 
 
 PLANTS = (_plant_function, _plant_renamed_loop, _plant_text, _plant_hidden_values, _plant_answer_key, _plant_formula)

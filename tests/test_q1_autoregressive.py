@@ -1,6 +1,6 @@
 """Public tests of Question 1 (autoregressive.py): likelihoods, bits/dim, DiscreteAR2D, FVSBN.
 
-The probes are in src/grading/probes/q1.py (see its docstring for how a bug in
+The probes are in src/grading/worker/probes/q1.py (see its docstring for how a bug in
 1a is kept from costing points in 1d, and how samples are judged).  Tolerances: float64 inputs are compared within
 1e-5 + 1e-5*|expected| (a student may compute in float32 internally); the models
 of 1c/1d are float32 (as in training) and are compared within 1e-4 + 1e-5*|expected|.
@@ -10,9 +10,9 @@ import math
 
 import torch
 
-from src.grading import graded
-from src.grading.checks import expect_close, expect_tensor
-from src.grading.q1_judging import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
+from src.grading.host.manifest import graded
+from src.grading.host.judging.checks import expect_close, expect_tensor
+from src.grading.host.judging.q1 import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
                                     check_samples, describe_bernoulli_case, describe_categorical_case,
                                     expect_fvsbn_log_prob)
 

@@ -1,6 +1,6 @@
 """Public tests of Question 2 (made.py): 2a MaskedLinear, degrees and masks; 2b MADE; 2c sampling.
 
-The probes are in ``src/grading/probes/q2.py``.  2b and 2c run your ``MADE`` with
+The probes are in ``src/grading/worker/probes/q2.py``.  2b and 2c run your ``MADE`` with
 stand-ins for ``MaskedLinear``, ``made_degrees`` and ``made_masks`` (they build a
 valid but simpler MADE than the one 2a asks for), so each part is graded on its
 own: a bug in ``made_masks`` costs points in 2a only.
@@ -19,9 +19,10 @@ float32 result (``LL``).
 """
 import torch
 
-from src.grading import graded
-from src.grading.checks import SubCases, expect_close, expect_equal, expect_tensor
-from src.grading.made_judging import (
+from src.grading.host.manifest import graded
+from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor
+from src.grading.host.judging.subcases import SubCases
+from src.grading.host.judging.q2 import (
     F32,
     LL,
     NORMALISATION_ATOL,

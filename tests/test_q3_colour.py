@@ -1,16 +1,16 @@
 """Public test of Question 3e (extra credit): PixelCNN with RGB channel ordering.
 
 The colour model runs on weights that the reference's masks have already zeroed
-(recorded values) with torch's own convolution (see src/grading/probes/q3.py).
+(recorded values) with torch's own convolution (see src/grading/worker/probes/q3.py).
 Its forward is judged by what is colour-specific: the layout of the logits
 (output channel c*K + v of the head is the logit of value v for colour c) and
 that no colour's logits depend on itself, a later colour or a later pixel; never
 against the reference's values, so that a bug of 3b (a residual block,
 preprocessing) does not cost extra-credit points too.  3a-3c never use colour.
 """
-from src.grading import graded
-from src.grading.checks import expect_close, expect_equal, expect_tensor, fail
-from src.grading.probes.q3 import (dependence_problems, expect_sees_something, head_layout, recorded,
+from src.grading.host.manifest import graded
+from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
+from src.grading.host.judging.q3 import (dependence_problems, expect_sees_something, head_layout, recorded,
                                    run_model_probe)
 
 COLOUR = dict(in_channels=3, num_levels=4, channels=12, num_blocks=1, kernel_size=3)

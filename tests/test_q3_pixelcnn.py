@@ -4,18 +4,19 @@
 already zeroed (recorded values) with torch's own convolution, so a bug in 3a
 costs points in 3a only; 3c judges the samples against the model's own forward,
 so a 3b bug that keeps the model autoregressive costs points in 3b only (see
-src/grading/probes/q3.py).  Models are float64 (forward must preprocess to the
+src/grading/worker/probes/q3.py).  Models are float64 (forward must preprocess to the
 weights' dtype, as its docstring says); logits and log-probabilities are compared
 within 1e-4, which a student computing some of it in float32 still meets, far
 below any real bug.
 """
 import torch
 
-from src.grading import graded
-from src.grading.checks import SubCases, expect_close, expect_equal, expect_tensor, fail, needs
-from src.grading.goodness_of_fit import chi_square_p_value
-from src.grading.probes.q3 import (expect_depends_on_earlier, expect_normalised, image_codes, log_probs_from_logits,
-                                   recorded, run_model_probe)
+from src.grading.host.manifest import graded
+from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail, needs
+from src.grading.host.judging.subcases import SubCases
+from src.grading.host.judging.goodness_of_fit import chi_square_p_value
+from src.grading.host.judging.q3 import (expect_depends_on_earlier, expect_normalised, image_codes,
+                                   log_probs_from_logits, recorded, run_model_probe)
 
 GREY = dict(in_channels=1, num_levels=2, channels=8, num_blocks=1, kernel_size=3)
 

@@ -8,9 +8,9 @@ over the slice's first test images.  These public tests train for a few steps
 only; the hidden tests train longer and ask for a test NLL well below that of
 the independent-pixel model (200.5 nats on this slice).
 """
-from src.grading import graded
-from src.grading.checks import fail
-from src.grading.probes.q4 import check_training, describe_training
+from src.grading.host.manifest import graded
+from src.grading.host.judging.checks import fail
+from src.grading.host.judging.q4 import check_training, describe_training
 
 BASIC_BOUND = 300.0  # nats; the uniform model gets 784 ln 2 = 543.4
 MADE_BASIC = dict(seed=0, steps=25, batch_size=100, lr=1e-2, hidden_sizes=[256], num_train=2000, num_test=200)

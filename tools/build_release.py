@@ -37,7 +37,6 @@ import ast
 import fnmatch
 import hashlib
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -49,7 +48,7 @@ from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from make_stubs import END, MODULES, START, make_stub, marked_regions  # noqa: E402
+from make_stubs import MODULES, make_stub, marked_regions  # noqa: E402
 
 # -- what goes where ---------------------------------------------------------
 STUDENT_DIRS = ("src", "submission", "tests", "data", "written")
@@ -70,7 +69,7 @@ REQUIRED_STUDENT = ("grader.py", "requirements.txt", "README.md", "tests/points.
                     "src/grading/__init__.py") + tuple(f"submission/{m}" for m in MODULES)
 REQUIRED_AUTOGRADER = ("setup.sh", "run_autograder", "grader.py", "tests/points.json",
                        "hidden_tests/fixtures/expected.pt", "src/grading/__init__.py")
-STUDENT_EXCLUDED = ("src/grading/selftest_probes.py",)  # the probes of the grader's own test suite (staff_tests/)
+STUDENT_EXCLUDED = ("src/grading/worker/probes/selftest_probes.py",)  # the probes of the grader's own test suite (staff_tests/)
 STAFF_BEGIN, STAFF_END = "BEGIN STAFF ONLY", "END STAFF ONLY"  # staff-only lines of a shipped file
 STAFF_ONLY = ("solution/", "hidden_tests/", "staff/", "staff_tests/", "tools/", "release/", ".ci/", ".git/")
 ALWAYS_EXCLUDED = ("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".DS_Store", ".ipynb_checkpoints", "*.swp", "*~",
@@ -232,7 +231,7 @@ COMMON_IDIOMS = (
 # Graded functions whose whole answer is a formula that the stub's docstring states: shipped code may compute
 # it (that gives nothing away), but only in the files listed.  Today one: the course library's bits/dim, and
 # the grader's judging of 1b, whose expected values are this formula, not recorded values (the one exception
-# to "expected values are recorded", see src/grading/probes/q1.py).  The leak check fails when the stub's
+# to "expected values are recorded", see src/grading/worker/probes/q1.py).  The leak check fails when the stub's
 # docstring stops stating the formula, when the reference stops computing it, or when another shipped file
 # computes it.
 DOCSTRING_FORMULAS = {
@@ -240,7 +239,7 @@ DOCSTRING_FORMULAS = {
         "docstring": "nll / (num_dims * ln 2)",  # in the stub's docstring
         "expressions": ("nll / (num_dims * math.log(2.0))",  # the reference's (in its marked region)
                         "nll.double() / (num_dims * math.log(2.0))"),
-        "files": ("src/train.py", "src/grading/q1_judging.py"),
+        "files": ("src/train.py", "src/grading/host/judging/q1.py"),
     },
 }
 

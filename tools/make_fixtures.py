@@ -26,7 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from src.grading.reference import HIDDEN_FIXTURES, PUBLIC_FIXTURES, write_values  # noqa: E402
+from src.grading.host.reference import HIDDEN_FIXTURES, PUBLIC_FIXTURES, write_values  # noqa: E402
 
 RTOL, ATOL = 1e-9, 1e-12  # float64 values from the same code: only the last bits may move
 
@@ -78,7 +78,7 @@ def merge(old, new):
 
 
 def record(out_dir):
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "src.grading.plugin", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "src.grading.host.plugin", "-p", "no:cacheprovider",
                "tests", "hidden_tests", "--submission", "solution", "--record-fixtures", "--fixtures-out", str(out_dir)]
     result = subprocess.run(command, cwd=ROOT)
     if result.returncode != 0:

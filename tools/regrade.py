@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT / "release"))
 import collect_submission  # noqa: E402  (the collection that Gradescope runs, reused as it is)
 
 sys.path.insert(0, str(ROOT))
-from src.grading.privileges import USER_POOL_SIZE  # noqa: E402
-from src.grading.report import _first_line as first_line  # noqa: E402  (as the printed report shortens messages)
+from src.grading.host.launchers import USER_POOL_SIZE  # noqa: E402
+from src.grading.host.report import _first_line as first_line  # noqa: E402  (as the printed report shortens messages)
 
 METADATA = "submission_metadata.yml"
 MAX_UPLOAD_ZIP_BYTES = 100 * 2**20

@@ -1,4 +1,4 @@
-"""Messages between the grader and its worker: length-prefixed ``torch.save`` bytes.
+"""Messages between the grader and its worker (both sides): length-prefixed ``torch.save`` bytes.
 
 Both sides decode with ``torch.load(..., weights_only=True)``, which rebuilds
 tensors, numbers, strings, lists, tuples and dicts and never runs code, so a
@@ -7,12 +7,10 @@ hostile worker cannot execute anything in the grader by what it sends.
 import io
 import struct
 
+from .errors import ProtocolError
+
 HEADER = struct.Struct("<Q")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # probes return small results; this bounds what a worker can make the grader hold
-
-
-class ProtocolError(Exception):
-    """The other side sent something that is not a valid message."""
 
 
 def encode(obj):

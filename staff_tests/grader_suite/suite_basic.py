@@ -10,9 +10,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from src.grading import graded
-from src.grading.checks import expect_close, expect_equal
-from src.grading import selftest_probes as P
+from src.grading.host.manifest import graded
+from src.grading.host.judging.checks import expect_close, expect_equal
+from src.grading.worker.probes import selftest_probes as P
 
 
 def _hidden_reference(reference, value):

@@ -1,7 +1,7 @@
-"""Probes of the grader's self-test suite (``staff_tests/grader_suite``), independent of the real tests.
+"""Probes (worker side) of the grader's self-test suite (``staff_tests/grader_suite``), independent of the real tests.
 
 Registered as ``selftest_probes.<name>``; the worker imports this module when a
-request names it (``sandbox.Worker.run`` sends the probe's module along).  It
+request names it (the worker client sends the module that ``index.py`` found).  It
 lives here, not beside the suite, because ``staff_tests/`` is root-only while
 the grader runs as root and the worker must be able to import it.  The inputs
 are made by the functions below, which the grader's side calls too, so the
@@ -9,25 +9,26 @@ tests compute the expected values themselves.
 """
 import torch
 
-from .probes import probe
+from ...inputs import seeded_generator
+from .registry import probe
 
 
 def bernoulli_inputs(seed):
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     x = torch.randint(0, 2, (4, 3), generator=g).double()
     logits = torch.randn(4, 3, generator=g, dtype=torch.float64) * 3
     return x, logits
 
 
 def categorical_inputs(seed):
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     x = torch.randint(0, 4, (5, 2), generator=g)
     logits = torch.randn(5, 4, 2, generator=g, dtype=torch.float64)
     return x, logits
 
 
 def linear_inputs(seed):
-    g = torch.Generator().manual_seed(seed)
+    g = seeded_generator(seed)
     weight = torch.randn(2, 3, generator=g)
     bias = torch.randn(2, generator=g)
     mask = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])

@@ -1,15 +1,10 @@
-"""What ``grader.py`` prints and the results.json it writes for Gradescope.
+"""The report (host side): what ``grader.py`` prints, and Gradescope's results.json.
 
-``summarize`` turns the plugin's ``TestResult``s into one entry per selected
-coding test of the manifest (a test that did not run scores 0, with the reason),
-``format_report`` prints a table per question and the totals, and
-``results_json`` / ``fallback_results`` build Gradescope's results file (valid
-against ``shared/gradescope-results.schema.json``: only the keys listed there,
-and every test carries ``score`` and ``max_score``; a partial-credit test's
-parts, ``[{"name", "points", "earned"}]``, go into its ``extra_data``).  Written questions are
-listed as "graded by hand" and never scored.  Messages of hidden tests never
-contain expected values (``checks.py`` keeps them out; the plugin strips what
-pytest's assertion rewriting would add).
+``summarize`` makes one entry per selected coding test of the manifest (one that did not run scores 0, with
+the reason), ``format_report`` prints a table per question and the totals, ``results_json`` and
+``fallback_results`` build the results file (valid against Gradescope's schema,
+``../shared/gradescope-results.schema.json`` beside the clone; a partial-credit test's parts go into its
+``extra_data``).  Written questions are listed as "graded by hand" and never scored.
 """
 import dataclasses
 import json
@@ -50,9 +45,8 @@ class Summary:
     problems: list  # grader problems (not the student's)
     warnings: list
     hidden_values_present: bool
-    sandbox: str = ""
 
-    def total(self, *, hidden=None, extra_credit=None, known_only=False):
+    def total(self, *, hidden=None, extra_credit=None):
         chosen = [e for e in self.entries if (hidden is None or e.hidden == hidden)
                   and (extra_credit is None or e.extra_credit == extra_credit)]
         earned = sum(e.score for e in chosen if e.score is not None)
@@ -74,7 +68,7 @@ def selected(test_id, selection):
 
 
 def summarize(manifest, results, *, submission, selection=None, collected=(), problems=(), warnings=(),
-              hidden_values_present=True, not_run_reason=None, sandbox=""):
+              hidden_values_present=True, not_run_reason=None):
     """One entry per selected coding test of the manifest, in manifest order."""
     questions = manifest["questions"]
     by_id = {}
@@ -110,7 +104,7 @@ def summarize(manifest, results, *, submission, selection=None, collected=(), pr
                         or any(w[0] == q for w in written)]
     return Summary(assignment=manifest.get("assignment", ""), submission=str(submission), entries=entries,
                    written=written, selected_questions=chosen_questions, problems=list(problems),
-                   warnings=warnings, hidden_values_present=hidden_values_present, sandbox=sandbox)
+                   warnings=warnings, hidden_values_present=hidden_values_present)
 
 
 def _points(value):
@@ -173,8 +167,6 @@ def format_report(summary, verbose=False):
     """The table per question (points of the public and hidden tests, each failure's message in full, wrapped),
     the totals and, with ``verbose``, every failure's details."""
     out = [f"{summary.assignment}: {summary.submission}"]
-    if summary.sandbox:
-        out.append(f"({summary.sandbox})")
     out.append("")
     by_question = {}
     for entry in summary.entries:

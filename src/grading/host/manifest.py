@@ -1,4 +1,4 @@
-"""The points manifest, ``tests/points.json``: the one place where points live.
+"""The points manifest (host side), ``tests/points.json``: the one place where points live.
 
 Shape (as in XCS courses)::
 
@@ -15,7 +15,8 @@ from pathlib import Path
 
 from gradescope_utils.autograder_utils.decorators import number, partial_credit, visibility, weight
 
-MANIFEST_PATH = Path(__file__).resolve().parents[2] / "tests" / "points.json"
+from ..paths import MANIFEST_PATH
+
 
 
 @lru_cache(maxsize=None)

@@ -1,89 +1,7 @@
-"""Assertions with messages that say what was called, on what, and what came back.
-
-Every failure message names the student function (``what``), the input case
-(``case``), what was expected and what came back.  For hidden tests pass
-``hidden=True``: the message then gives the size of the error but never the
-expected values.
-"""
+"""Partial credit (host side): a test's graded parts, each adding its points when it passes."""
 import contextlib
 
-import torch
-
-
-def _describe(value):
-    if isinstance(value, torch.Tensor):
-        return f"tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
-    return f"{type(value).__name__} {value!r}"[:200]
-
-
-def fail(what, case, problem):
-    raise AssertionError(f"{what} [{case}]: {problem}")
-
-
-def expect_tensor(value, *, what, case, shape=None, dtype_kind=None):
-    """Check type, shape and dtype kind (``"float"``, ``"int"`` or ``"bool"``) of a result."""
-    if not isinstance(value, torch.Tensor):
-        fail(what, case, f"expected a torch.Tensor, got {_describe(value)}")
-    if shape is not None and tuple(value.shape) != tuple(shape):
-        fail(what, case, f"expected shape {tuple(shape)}, got {tuple(value.shape)}")
-    kinds = {"float": value.is_floating_point(), "bool": value.dtype == torch.bool,
-             "int": not value.is_floating_point() and not value.is_complex() and value.dtype != torch.bool}
-    if dtype_kind is not None and not kinds[dtype_kind]:
-        fail(what, case, f"expected a {dtype_kind} tensor, got dtype {value.dtype}")
-    return value
-
-
-def expect_finite(value, *, what, case):
-    value = expect_tensor(value, what=what, case=case)
-    if value.is_floating_point() and not torch.isfinite(value).all():
-        bad = (~torch.isfinite(value)).sum().item()
-        fail(what, case, f"{bad} of {value.numel()} entries are NaN or infinite")
-    return value
-
-
-def expect_close(actual, expected, *, what, case, atol=1e-5, rtol=1e-5, hidden=False):
-    """Compare a result with the reference value within ``atol + rtol * |expected|``."""
-    expected = torch.as_tensor(expected)
-    actual = expect_tensor(actual, what=what, case=case, shape=expected.shape)
-    actual = expect_finite(actual, what=what, case=case).double()
-    expected = expected.double()
-    error = (actual - expected).abs()
-    allowed = atol + rtol * expected.abs()
-    if bool((error <= allowed).all()):
-        return
-    worst = int((error - allowed).argmax())
-    where = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), error.shape)) if error.dim() else ()
-    if hidden:
-        fail(what, case, f"differs from the reference solution: largest error {error.max().item():.3g} "
-                         f"(tolerance {atol:g} + {rtol:g}*|expected|), at index {where}")
-    fail(what, case, f"expected {expected.flatten()[worst].item():.6g} at index {where}, "
-                     f"got {actual.flatten()[worst].item():.6g} (tolerance {atol:g} + {rtol:g}*|expected|); "
-                     f"{int((error > allowed).sum())} of {error.numel()} entries differ")
-
-
-def expect_equal(actual, expected, *, what, case, hidden=False):
-    expected = torch.as_tensor(expected)
-    actual = expect_tensor(actual, what=what, case=case, shape=expected.shape)
-    mismatched = actual.to(expected.dtype) != expected
-    if not bool(mismatched.any()):
-        return
-    count = int(mismatched.sum())
-    if hidden:
-        fail(what, case, f"{count} of {mismatched.numel()} entries differ from the reference solution")
-    index = tuple(int(i) for i in mismatched.nonzero()[0])
-    fail(what, case, f"{count} of {mismatched.numel()} entries differ; at index {index} expected "
-                     f"{expected[index].item()}, got {actual[index].item()}")
-
-
-def needs(result, *, what, case, part=None):
-    """A part that reuses the result of a probe run by an earlier part (``part``), which raised (``result`` is
-    None only then: the parts collect their results before they judge them)."""
-    if result is None:
-        where = f"part '{part}'" if part else "the first failed part"
-        fail(what, case, f"not checked: this part uses what your code returned in {where}, where it raised an error "
-                         "(see that part)")
-    return result
-
+from ...errors import ExpectedValuesAbsent, StudentCodeError
 
 _FINISHED_PARTS = []  # the parts of the tests finished since the plugin last took them (take_parts)
 
@@ -129,9 +47,6 @@ class SubCases:
     @contextlib.contextmanager
     def case(self, points, name, requires=()):
         """One graded part; ``requires``: name(s) of the parts that must also pass for it to earn points."""
-        from .reference import ExpectedValuesAbsent
-        from .sandbox import StudentCodeError
-
         self.declared += points
         self.count += 1
         self.order.append((name, points))
@@ -183,8 +98,6 @@ class SubCases:
         return [(name, points, earned(name, points)) for name, points in self.order]
 
     def finish(self, set_score):
-        from .sandbox import StudentCodeError
-
         assert abs(self.declared - self.total) < 1e-9, f"the parts' points add up to {self.declared}, not {self.total}"
         unknown = [r for _, _, requires in self.gated for r in requires if r not in self.verdicts]
         assert not unknown, f"requires names no part of this test: {unknown}"

@@ -1,39 +1,11 @@
-"""Who the worker runs as, with which limits, and how everything it started is ended.
+"""Launchers (host side): who the worker runs as, with which limits, and how everything it started is ended.
 
-``sandbox.Worker`` asks a *launcher* for the arguments of ``subprocess.Popen``
-and for the limits that the worker sets on itself before it runs any student
-code; it calls ``launcher.kill_all(process)`` to end a worker.  Two launchers:
-
-``Launcher`` (any user; a student's laptop on Linux, macOS or Windows)
-    The worker is a separate process in its own session / process group, with a
-    limit on its memory (``RLIMIT_AS`` on Linux, relative to what Python and
-    torch took at start-up; elsewhere the grader watches its resident size where
-    it can read it), no core dumps and a file-size limit.  Ending it kills its
-    process group (Windows: its process tree).
-
-``PrivilegedLauncher`` (the grader runs as root: Gradescope, a TA's container)
-    On top of that, the worker runs as an unprivileged user of its own (created
-    with ``useradd`` when missing, ``nobody`` if that fails) with no
-    supplementary groups, a clean environment, its own HOME and TMPDIR, at
-    most ``nproc`` processes (``RLIMIT_NPROC``, against fork bombs) and no
-    network: the grader moves itself into a new, empty network namespace (Linux;
-    it needs none, and every worker inherits it), so the student's code cannot
-    send the hidden tests' inputs anywhere.  Before any
-    worker starts, the grader's private folders (``PROTECTED_PATHS``, where they
-    exist) become root-only until grading ends (``permissions.py`` restores them,
-    also after a grader that was killed), and the
-    submission is copied (regular files only, never following links) into a
-    fresh folder that this user can read but not change.  Ending a worker kills
-    every process of that user: a helper forked from the grader drops to that
-    uid and calls ``kill(-1, SIGKILL)``, which the kernel applies atomically with
-    respect to ``fork``, so a fork bomb cannot outrun it.  The grader becomes a
-    child subreaper so that the killed orphans are reaped and never count
-    against ``RLIMIT_NPROC`` again.
-
-    Concurrent graders on one machine each take their own user from a small
-    pool (``ps1grader``, ``ps1grader1``, ...; an exclusive ``flock`` on a
-    root-only lock file says which is in use), so one grader's cleanup never
-    kills another grader's worker.
+``Launcher``: a grader run by an ordinary user (a student's laptop): the worker is a process of its own
+session with memory, file-size and core limits.  ``PrivilegedLauncher``: a grader run as root (Gradescope,
+CI, a TA's container): besides, the worker runs as a sandbox user of its own from a small pool
+(``ps1grader``, ``ps1grader1``, ...; an ``flock`` says which is taken), without network, with a copy of the
+submission; the grader's private folders are root-only meanwhile (``permission_journal.py``), and ending a
+worker kills every process of its user.
 """
 import dataclasses
 import json
@@ -48,7 +20,10 @@ import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..errors import GraderError
+from ..paths import GRADING, ROOT
+from .permission_journal import SAFE_PATH, TemporaryPermissions
+
 IS_WINDOWS = os.name == "nt"
 DEFAULT_USER = "ps1grader"
 USER_POOL_SIZE = 8
@@ -62,11 +37,6 @@ SKIPPED_NAMES = {"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store"}
 MAX_COPIED_FILE_BYTES = 64 * 1024 * 1024
 MAX_COPIED_TOTAL_BYTES = 512 * 1024 * 1024
 SHARED_TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
-SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-class GraderError(RuntimeError):
-    """The grader itself could not do its job (not the student's fault)."""
 
 
 @dataclasses.dataclass
@@ -160,8 +130,6 @@ class PrivilegedLauncher(Launcher):
             self.limits.nproc = 64
         _become_subreaper()
         self.network_problem = _leave_network()
-        from .permissions import TemporaryPermissions
-
         self.permissions = TemporaryPermissions(LOCK_DIR)
         self.sandbox = None
         try:
@@ -217,11 +185,11 @@ class PrivilegedLauncher(Launcher):
         A folder on the way that the user cannot enter (typically ``/root``, 700, when
         Python was installed with pyenv there) gets search permission for that user
         only (an ACL, with ``setfacl``), or else for others (``o+x``: enter, not
-        list).  Files inside keep their own permissions.  ``permissions.py`` restores
+        list).  Files inside keep their own permissions.  ``permission_journal.py`` restores
         the folders when the last grader that needs them ends.
         """
         needed = {Path(sys.executable), Path(os.path.realpath(sys.executable)), Path(sys.prefix),
-                  Path(sys.base_prefix), Path(sys.exec_prefix), ROOT / "src" / "grading"}
+                  Path(sys.base_prefix), Path(sys.exec_prefix), GRADING}
         needed |= {Path(p) for p in sys.path if p and "-packages" in p and os.path.isdir(p)}
         return self.permissions.grant_search(sorted(needed), self.uid, self.gid)
 

@@ -1,10 +1,10 @@
-"""Probes for Question 1 (autoregressive.py): they run in the worker, on the student's code.
+"""Probes for Question 1, autoregressive.py (worker side).
 
 Nothing here implements a graded function: this file ships to students (and
 their code can import it), so the expected values are the reference's recorded
 values (``reference(key, actual)`` in the tests), not formulas.  One exception:
 1b's expected values are the formula ``nll / (num_dims * ln 2)``
-(``q1_judging.check_bits_per_dim``), which is the stub's own docstring, so it
+(``host/judging/q1.check_bits_per_dim``), which is the stub's own docstring, so it
 gives nothing away; the release's leak check allows it there (``DOCSTRING_FORMULAS``)
 and fails if the docstring stops stating it.
 
@@ -22,16 +22,13 @@ with tolerances that float32 arithmetic in any order meets.  Samples are judged
 against the reference's ``log_prob`` of every outcome (recorded), so a bug in
 ``log_prob`` costs points in the log_prob parts only.
 
-The tests judge the probes' results with ``src/grading/q1_judging.py``, which
+The tests judge the probes' results with ``src/grading/host/judging/q1.py``, which
 runs in the grader's process, never in the worker.
 """
 import torch
 
-from . import probe
-
-
-def _generator(seed):
-    return torch.Generator().manual_seed(int(seed))
+from ...inputs import seeded_generator
+from .registry import probe
 
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32, "int64": torch.int64, "uint8": torch.uint8,
@@ -41,7 +38,7 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32, "int64": torch.in
 # -- 1a ---------------------------------------------------------------------------------------------------
 def bernoulli_inputs(seed, shape, scale, x_dtype="float64", logits_dtype="float64", extreme=0.0):
     """x in {0, 1} and logits ~ N(0, scale^2); a fraction ``extreme`` of the logits set to +-1e4."""
-    g = _generator(seed)
+    g = seeded_generator(seed)
     x = torch.randint(0, 2, shape, generator=g)
     logits = torch.randn(shape, generator=g, dtype=torch.float64) * scale
     if extreme:
@@ -53,7 +50,7 @@ def bernoulli_inputs(seed, shape, scale, x_dtype="float64", logits_dtype="float6
 
 def categorical_inputs(seed, batch, num_values, rest, scale, logits_dtype="float64", extreme=0.0):
     """x (batch, *rest) in {0..K-1} and logits (batch, K, *rest); some logits set to +-1e4."""
-    g = _generator(seed)
+    g = seeded_generator(seed)
     x = torch.randint(0, num_values, (batch, *rest), generator=g)
     shape = (batch, num_values, *rest)
     logits = torch.randn(shape, generator=g, dtype=torch.float64) * scale
@@ -108,7 +105,7 @@ def bits_per_dim(submission, *, cases):
 
 # -- 1c ---------------------------------------------------------------------------------------------------
 def ar2d_tables(seed, num_values, scale=1.5):
-    g = _generator(seed)
+    g = seeded_generator(seed)
     first = torch.randn(num_values, generator=g, dtype=torch.float64) * scale
     second = torch.randn(num_values, num_values, generator=g, dtype=torch.float64) * scale
     return first, second
@@ -143,17 +140,17 @@ def ar2d_log_prob(submission, *, seed, num_values, order, batch=0):
     model = _ar2d(submission, num_values, order, first, second)
     out = {"all": model.log_prob(all_pairs(num_values))}
     if batch:
-        x = torch.randint(0, num_values, (batch, 2), generator=_generator(seed + 1))
+        x = torch.randint(0, num_values, (batch, 2), generator=seeded_generator(seed + 1))
         out["batch"] = model.log_prob(x)
     return out
 
 
 def _samples(model, n, seed, repeat, without_generator):
-    out = {"samples": model.sample(n, generator=_generator(seed))}
+    out = {"samples": model.sample(n, generator=seeded_generator(seed))}
     if repeat:
         torch.rand(7)
-        out["again"] = model.sample(n, generator=_generator(seed))
-        out["other_seed"] = model.sample(n, generator=_generator(seed + 1))
+        out["again"] = model.sample(n, generator=seeded_generator(seed))
+        out["other_seed"] = model.sample(n, generator=seeded_generator(seed + 1))
     if without_generator:
         out["no_generator"] = model.sample(without_generator)
     return out
@@ -178,7 +175,7 @@ def ar2d_sample(submission, *, num_values, order, first, second, n, seed, repeat
 # -- 1d ---------------------------------------------------------------------------------------------------
 def fvsbn_params(seed, dim, scale=1.5):
     """Random FVSBN parameters: a full weight matrix (upper triangle and diagonal too), bias, order."""
-    g = _generator(seed)
+    g = seeded_generator(seed)
     weight = torch.randn(dim, dim, generator=g, dtype=torch.float64) * scale
     bias = torch.randn(dim, generator=g, dtype=torch.float64)
     order = torch.randperm(dim, generator=g)
@@ -208,7 +205,7 @@ def _fvsbn(submission, dim, weight, bias, order, order_via="constructor"):
 
 def _triangle_perturbed(weight, seed):
     """The same weight with new random values on and above the diagonal."""
-    noise = torch.randn(weight.shape, generator=_generator(seed), dtype=torch.float64) * 5
+    noise = torch.randn(weight.shape, generator=seeded_generator(seed), dtype=torch.float64) * 5
     upper = torch.triu(torch.ones(weight.shape, dtype=torch.bool))
     return torch.where(upper, noise, weight)
 
@@ -243,7 +240,7 @@ def fvsbn_values(submission, *, seed, dim, order_via="constructor", batch=0):
     out["logits_triangle"] = perturbed.conditional_logits(x)
     out["log_prob_triangle"] = perturbed.log_prob(x)
     if batch:
-        xb = torch.randint(0, 2, (batch, dim), generator=_generator(seed + 2)).to(x.dtype)
+        xb = torch.randint(0, 2, (batch, dim), generator=seeded_generator(seed + 2)).to(x.dtype)
         out["batch_log_prob"] = _log_prob_and_consistent(submission, model, xb)
     return out
 
@@ -255,7 +252,7 @@ def fvsbn_dependence(submission, *, seed, dim, trials=3):
     bits.  ``out["changed"][i][t]`` are the logits for trial ``t`` of position ``i``."""
     weight, bias, order = fvsbn_params(seed, dim)
     x = all_binary(dim).float()
-    g = _generator(seed + 3)
+    g = seeded_generator(seed + 3)
     model = _fvsbn(submission, dim, weight, bias, order)
     out = {"order": order, "logits": model.conditional_logits(x), "changed": []}
     for i in range(dim):

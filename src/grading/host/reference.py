@@ -1,4 +1,4 @@
-"""Expected values recorded from the reference solution.
+"""Expected values recorded from the reference solution (host side).
 
 Tests build their inputs from fixed seeds and compare the student's outputs with
 what the reference implementation gave on the same inputs.  Those values were
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ExpectedValuesAbsent
+from ..paths import PUBLIC_FIXTURES, ROOT
 from .manifest import is_hidden
 
-ROOT = Path(__file__).resolve().parents[2]
-PUBLIC_FIXTURES = ROOT / "tests" / "fixtures" / "public.pt"
 HIDDEN_TEST_DIR = ROOT / "tests" / "hidden"  # the students' copy: the hidden tests without their expected values
 OUT_OF_DATE = "the recorded values are out of date (a grader problem, not your code)"
 # BEGIN STAFF ONLY (tools/build_release.py leaves this out of the students' copy)
@@ -28,10 +28,6 @@ HIDDEN_TEST_DIR = ROOT / "hidden_tests"  # the staff's and Gradescope's copy, wi
 OUT_OF_DATE = "run python tools/make_fixtures.py (records them from solution/)"
 # END STAFF ONLY
 HIDDEN_FIXTURES = HIDDEN_TEST_DIR / "fixtures" / "expected.pt"
-
-
-class ExpectedValuesAbsent(Exception):
-    """The hidden expected values are not in this copy of the grader."""
 
 
 def _as_float64(value):

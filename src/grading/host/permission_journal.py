@@ -1,4 +1,4 @@
-"""Permission changes that a root grader makes for the time it grades, and undoes, even when it dies.
+"""The permission journal (host side): changes that a root grader makes while it grades, undone even when it dies.
 
 A grader running as root changes the permissions of paths it did not create: the grader's private folders
 of its checkout (``PROTECTED_PATHS``) become root-only (``make_root_only``), and folders on the way to Python
@@ -27,8 +27,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .privileges import SAFE_PATH
-
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # where getfacl, useradd, ... are
 JOURNAL_NAME = "permissions.json"
 
 

@@ -1,4 +1,4 @@
-"""Probes for Question 2 (made.py): MaskedLinear, degrees and masks (2a), MADE (2b), sampling (2c).
+"""Probes for Question 2, made.py (worker side): MaskedLinear, degrees and masks (2a), MADE (2b), sampling (2c).
 
 Every probe builds its inputs from fixed seeds, calls the student's code through
 the documented API and returns what came back (plus bookkeeping such as object
@@ -38,9 +38,9 @@ import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from . import probe
+from ...inputs import seeded_generator
+from .registry import probe
 
 
 # -- stand-ins for 2a, used by the probes of 2b and 2c ------------------------------------
@@ -119,10 +119,6 @@ def _with_standins_for_2a(func):
     return wrapper
 
 
-def _gen(seed):
-    return torch.Generator().manual_seed(int(seed))
-
-
 def _describe(value):
     """A tensor as it came back, anything else as a short description (plain data)."""
     if isinstance(value, torch.Tensor):
@@ -157,7 +153,7 @@ def _all_binary(d):
 
 def _install_weights(model, made, seed, scale):
     """Seeded weights ``N(0, scale^2 / fan_in)`` and biases ``N(0, (0.1 scale)^2)``, via load_state_dict."""
-    g = _gen(seed)
+    g = seeded_generator(seed)
     state = model.state_dict()
     for name, layer in _masked_layers(model, made):
         out_f, in_f = layer.weight.shape
@@ -213,7 +209,7 @@ def masked_linear(submission, *, seed, in_features, out_features, batch, bias=Tr
     itself); and the mask of a fresh layer that loaded the state_dict.
     """
     made = submission.made
-    g = _gen(seed)
+    g = seeded_generator(seed)
     layer = made.MaskedLinear(in_features, out_features, bias=bias)
     mask0 = getattr(layer, "mask", None)
     result = {
@@ -272,7 +268,7 @@ def masked_linear_timing(submission, *, in_features, out_features, batch, repeat
     """Seconds per forward pass of a ``MaskedLinear`` and of a plain ``nn.Linear`` of the same shape
     (min over interleaved repeats)."""
     made = submission.made
-    g = _gen(0)
+    g = seeded_generator(0)
     layer = made.MaskedLinear(in_features, out_features)
     twin = nn.Linear(in_features, out_features)
     layer.set_mask((torch.rand(out_features, in_features, generator=g) < 0.5).float())
@@ -298,9 +294,9 @@ def made_degrees(submission, *, order, hidden_sizes, seed, other_seed=None, none
             return _describe(degrees)
         return [_describe(d) for d in degrees]
 
-    result = {"degrees": call(_gen(seed)), "again": call(_gen(seed))}
+    result = {"degrees": call(seeded_generator(seed)), "again": call(seeded_generator(seed))}
     if other_seed is not None:
-        result["other"] = call(_gen(other_seed))
+        result["other"] = call(seeded_generator(other_seed))
     if none_generator:
         result["none"] = call(None)
     return result
@@ -337,7 +333,7 @@ def made_structure(submission, *, nin, hidden_sizes, nout, num_masks, natural_or
     made = submission.made
     model = made.MADE(nin, hidden_sizes, nout, num_masks=num_masks, natural_ordering=natural_ordering, seed=seed)
     _install_weights(model, made, seed + 7, 1.0)
-    x = torch.rand(batch, nin, generator=_gen(x_seed))
+    x = torch.rand(batch, nin, generator=seeded_generator(x_seed))
     sets = []
     for i in range(n_sets):
         if i:
@@ -364,7 +360,7 @@ def made_forward_loaded(submission, *, nin, hidden_sizes, nout, seed, batch):
     made = submission.made
     model = made.MADE(nin, hidden_sizes, nout, num_masks=1, natural_ordering=True, seed=seed)
     _install_weights(model, made, seed, 1.0)
-    g = _gen(seed + 1)
+    g = seeded_generator(seed + 1)
     for _, layer in _masked_layers(model, made):
         layer.set_mask((torch.rand(layer.weight.shape, generator=g) < 0.6).float())
     x = torch.randint(0, 2, (batch, nin), generator=g).float()
@@ -392,7 +388,7 @@ def made_log_prob(submission, *, nin, hidden_sizes, num_masks, natural_ordering,
     if batch is None:
         x = _all_binary(nin)
     else:
-        x = torch.randint(0, 2, (batch, nin), generator=_gen(x_seed)).float()
+        x = torch.randint(0, 2, (batch, nin), generator=seeded_generator(x_seed)).float()
     per_set = []
     with torch.no_grad():
         for _ in range(num_masks):
@@ -426,7 +422,7 @@ def made_forward_timing(submission, *, nin, hidden_sizes, batch, repeats=7, inne
     made = submission.made
     model = made.MADE(nin, hidden_sizes, nin, num_masks=1, natural_ordering=True, seed=0)
     layers = list(model.net)
-    x = torch.rand(batch, nin, generator=_gen(0))
+    x = torch.rand(batch, nin, generator=seeded_generator(0))
 
     def chain():
         h = x
@@ -451,7 +447,7 @@ def _install_mask_set(model, made, seed, natural_ordering, weight_scale):
     """Seeded weights and a mask set of the stand-ins for a seeded ordering, ``order`` included,
     through ``load_state_dict``: what restoring a checkpoint does."""
     _install_weights(model, made, seed, weight_scale)
-    g = _gen(seed + 1)
+    g = seeded_generator(seed + 1)
     order = torch.arange(model.nin) if natural_ordering else torch.randperm(model.nin, generator=g)
     layers = _masked_layers(model, made)
     degrees = _standin_made_degrees(order, [layer.weight.shape[0] for _, layer in layers[:-1]], g)
@@ -517,7 +513,7 @@ def made_sample(submission, *, nin, hidden_sizes, natural_ordering, seed, weight
         logits = _describe(model(all_x))
     counters = [_Counter(model), _Counter(_masked_layers(model, made)[0][1])]
     try:
-        samples = model.sample(n, generator=_gen(gen_seed))
+        samples = model.sample(n, generator=seeded_generator(gen_seed))
         calls = [c.calls for c in counters]
     finally:
         for counter in counters:
@@ -525,7 +521,7 @@ def made_sample(submission, *, nin, hidden_sizes, natural_ordering, seed, weight
     result = {"samples": _describe(samples), "forward_calls": calls[0] or calls[1], "before": before,
               "own_update_masks": own_update_masks}
     if n_repeat:
-        result["repeat"] = [_describe(model.sample(n_repeat, generator=_gen(gen_seed + 1))) for _ in range(2)]
+        result["repeat"] = [_describe(model.sample(n_repeat, generator=seeded_generator(gen_seed + 1))) for _ in range(2)]
     if n_none:
         result["none"] = _describe(model.sample(n_none))
     result.update(after=_snapshot(model, made), all_x=all_x, logits=logits)

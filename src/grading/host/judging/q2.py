@@ -1,7 +1,4 @@
-"""Judging helpers shared by the public and hidden tests of Question 2 (MADE).
-
-They run in the grader's process on the plain data that the probes of
-``src/grading/probes/q2.py`` return.  Tolerances: the models and inputs are
+"""Judging of Question 2, MADE (host side), on what ``worker/probes/q2.py`` returns.  Tolerances: the models and inputs are
 float32 (as in training), so values are compared within float32 rounding of a
 few sums (``F32``); log-likelihoods computed here from the student's own logits
 are compared in float64 against the student's float32 result (``LL``).

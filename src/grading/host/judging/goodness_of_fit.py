@@ -1,4 +1,4 @@
-"""Pearson's chi-square test of a sampler against the probabilities its model assigns.
+"""Pearson's chi-square test of a sampler against the probabilities its model assigns (host side).
 
 Used by the sampling tests of every question: the student's samples of a small
 model are coded as integers (one cell per possible outcome) and compared with

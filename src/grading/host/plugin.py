@@ -1,10 +1,10 @@
-"""The pytest plugin of the grader: fixtures for tests, and scores from outcomes.
+"""The grader's pytest plugin (host side): fixtures for tests, and scores from outcomes.
 
 Tests are plain pytest tests decorated with ``graded("2b-0-basic")`` (points,
 number and visibility from the manifest, through gradescope-utils'
 decorators).  They get two fixtures:
 
-* ``student``: the ``sandbox.Worker`` for the submission being graded;
+* ``student``: the ``worker_client.Worker`` for the submission being graded;
 * ``reference``: ``reference(key, actual) -> expected`` (see reference.py).
 
 The plugin records one ``TestResult`` per graded test; ``grader.py`` prints them
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from .checks import take_parts
+from ..errors import ExpectedValuesAbsent, GraderError, ProtocolError, StudentCodeError
+from ..paths import ROOT
+from .judging.subcases import take_parts
 from .manifest import is_hidden, load_manifest
-from .privileges import GraderError
-from .protocol import ProtocolError
-from .reference import HIDDEN_FIXTURES, HIDDEN_TEST_DIR, ROOT, ExpectedValuesAbsent, Reference, ReferenceStore
-from .sandbox import StudentCodeError, Worker
+from .reference import HIDDEN_FIXTURES, HIDDEN_TEST_DIR, Reference, ReferenceStore
+from .worker_client import Worker
 
 
 @dataclasses.dataclass
@@ -97,7 +97,7 @@ class GraderPlugin:
     None for all; ``progress(event, test_id, index, total, result)`` is called
     with ``"start"`` and ``"end"`` around each test, and ``progress.waiting(text)``
     (if it has one) when a call into the student's code runs long; ``worker_options`` are
-    keyword arguments of ``sandbox.Worker`` (budgets, time-outs, stats).
+    keyword arguments of ``worker_client.Worker`` (budgets, time-outs, stats).
     """
 
     def __init__(self, launcher=None, selection=None, progress=None, worker_options=None):

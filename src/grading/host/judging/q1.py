@@ -1,9 +1,5 @@
-"""Judging helpers shared by the public and hidden tests of Question 1 (autoregressive.py).
-
-They run in the grader's process on the plain data that the probes of
-``src/grading/probes/q1.py`` return (that module's docstring says how a bug in
-1a is kept from costing points in 1d, and how samples are judged).
-"""
+"""Judging of Question 1, autoregressive.py (host side), on what ``worker/probes/q1.py`` returns (its
+docstring says how a bug in 1a is kept from costing points in 1d, and how samples are judged)."""
 import math
 
 import torch

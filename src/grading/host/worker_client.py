@@ -1,39 +1,10 @@
-"""The grader's side of the worker: start it, send requests, enforce limits.
+"""The worker client (host side): starts the worker, sends it requests, enforces the time limits.
 
-``Worker.run(probe, timeout_s=None, **kwargs)`` runs one probe of
-``src/grading/probes`` on the submission in a separate process and returns its
-plain-data result.  Anything the student's code does wrong comes back as a
-``StudentCodeError`` (an ``AssertionError``, so the test fails) whose first line
-says what happened:
-
-* the code raised: ``made.MADE.log_prob raised ValueError: ...`` and the
-  student's own traceback frames below; a bare ``NotImplementedError`` from a
-  stub is the one line ``made.MADE.forward: not implemented yet``;
-* it ran past the time limit of the call: the worker and everything it started
-  are killed, and the next call starts a fresh worker.  The message names the
-  student function that hung and its arguments (``pixelcnn.PixelCNN.forward
-  (line 150) did not return within 60 s on x: (3, 1, 4, 5) int64``), found from
-  the worker's notes (see ``worker.StackWatch``).  That function is remembered:
-  every later call that reaches it, directly or through the student's own code,
-  fails at once ("... earlier in this grading; not called again"), and calls
-  that never reach it are not affected;
-* it used more memory than allowed: ``memory limit (N MB) exceeded``;
-* the worker died (``os._exit``, a segfault, a signal);
-* a module could not be imported (a syntax error, an exception or a loop at
-  import, a missing file): every later probe that needs it fails at once with
-  the same message, and the other modules are still graded.
-
-Time limits belong to calls (``timeout_s``, set per call by the tests), never
-to a file.  Besides them there is one backstop, ``time_budget_s`` for all calls
-together, so that code that is slow everywhere (each call just under its limit)
-cannot keep the grader past Gradescope's own time limit; once it is used up,
-the remaining calls fail at once with a message that says so.  A hanging
-function costs one time limit (it is not called again), so the default of 420 s
-leaves room for several of them besides a normal grade (about 60 s of calls).
-
-Who the worker runs as and its limits come from the launcher (see
-``privileges.py``); without one, the worker runs as the current user.
+``Worker.run(probe, timeout_s=None, **kwargs)`` runs one probe on the submission in the worker process and
+returns its plain-data result; whatever the student's code does wrong comes back as a ``StudentCodeError``
+whose first line says what happened.  README's "Time limits" and "Map of the grader" tell the rules.
 """
+import ast
 import os
 import queue
 import re
@@ -44,12 +15,14 @@ import threading
 import time
 from pathlib import Path
 
-from . import privileges, protocol
-from .privileges import GraderError
-from .probes import get as get_probe
+from .. import protocol
+from ..errors import GraderError, ProtocolError, StudentCodeError
+from ..paths import GRADING
+from ..worker.probes import index as probe_index
+from . import launchers
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')
-WORKER_SCRIPT = Path(__file__).resolve().with_name("worker.py")
+WORKER_SCRIPT = GRADING / "worker" / "start.py"
 OUTPUT_TAIL_BYTES = 4096
 IMPORT_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 180.0  # importing torch: about 2 s on Gradescope, much more on a loaded laptop
@@ -58,15 +31,6 @@ _FUNCTION_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 SIGNAL_NAMES = {4: "SIGILL, illegal instruction", 6: "SIGABRT, aborted", 7: "SIGBUS, bus error",
                 8: "SIGFPE, arithmetic error", 9: "SIGKILL, killed", 11: "SIGSEGV, segmentation fault",
                 13: "SIGPIPE", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ, file size limit exceeded"}
-
-
-class StudentCodeError(AssertionError):
-    """The student's code failed: raised, timed out, crashed or could not be imported."""
-
-    def __init__(self, message, not_implemented=False, kind="error"):
-        super().__init__(message)
-        self.not_implemented = not_implemented
-        self.kind = kind  # "error", "not_implemented", "timeout", "memory", "crash", "import", "budget"
 
 
 class _OutputTail:
@@ -102,7 +66,7 @@ class _Channels:
     def __init__(self):
         self.request_read, self.request_write = os.pipe()
         self.response_read, self.response_write = os.pipe()
-        if privileges.IS_WINDOWS:  # no pass_fds on Windows: inherit exactly these two handles
+        if launchers.IS_WINDOWS:  # no pass_fds on Windows: inherit exactly these two handles
             import msvcrt
 
             handles = [msvcrt.get_osfhandle(self.request_read), msvcrt.get_osfhandle(self.response_write)]
@@ -155,8 +119,6 @@ def _rss_kb(pid):
 
 def _qualified_name(path, line, function):
     """``MADE.forward`` for the function ``forward`` at ``line`` of ``path`` (read with ast, never run)."""
-    import ast
-
     try:
         tree = ast.parse(Path(path).read_bytes())
     except (OSError, SyntaxError, ValueError):
@@ -232,7 +194,7 @@ class Worker:
     def __init__(self, submission_dir, timeout_s=60.0, launcher=None, *, import_timeout_s=IMPORT_TIMEOUT_S,
                  start_timeout_s=START_TIMEOUT_S, time_budget_s=None, collect_stats=False, trace_calls=False,
                  on_wait=None):
-        self.launcher = launcher if launcher is not None else privileges.Launcher()
+        self.launcher = launcher if launcher is not None else launchers.Launcher()
         self.display_dir = Path(submission_dir).resolve()  # what messages show
         self.submission_dir = self.launcher.prepare_submission(self.display_dir)  # what the worker imports
         self.timeout_s = timeout_s
@@ -263,8 +225,6 @@ class Worker:
             self._launch()
         if wait and self._hello is None:
             self._await_hello()
-
-    _start = start
 
     def _launch(self):
         channels = _Channels()
@@ -305,8 +265,8 @@ class Worker:
             output = self._output.text()
             self.stop()
             raise GraderError(_start_failure(hello, returncode, seconds, self.start_timeout_s, output))
-        self._hello = self.hello = hello["hello"]
-        baseline = self.hello.get("memory", {}).get("rss_kb")
+        self._hello = hello["hello"]
+        baseline = self._hello.get("memory", {}).get("rss_kb")
         threading.Thread(target=self._watch_memory, args=(process, baseline), daemon=True).start()
 
     @staticmethod
@@ -319,8 +279,8 @@ class Worker:
                 except EOFError:
                     replies.put(EOFError())
                     return
-                except (protocol.ProtocolError, OSError, ValueError) as error:
-                    replies.put(protocol.ProtocolError(str(error)))
+                except (ProtocolError, OSError, ValueError) as error:
+                    replies.put(ProtocolError(str(error)))
                     return
         finally:
             try:
@@ -436,7 +396,7 @@ class Worker:
             reply = EOFError()
         if isinstance(reply, EOFError):
             self._died(doing)
-        if isinstance(reply, protocol.ProtocolError) or not (
+        if isinstance(reply, ProtocolError) or not (
                 isinstance(reply, dict) and reply.get("seq") == self._seq and isinstance(reply.get("ok"), bool)):
             self.stop()
             raise StudentCodeError(f"{doing}: the process running your code sent an invalid reply "
@@ -616,7 +576,7 @@ class Worker:
                     break
             reason = reason.replace(f" while running importing {shown.name}", "")
             self._import_failures[module] = (f"{shown.name} could not be imported: {reason}\n(so every test that "
-                                             f"needs {shown.name} scores 0)" + "".join(f"\n{l}" for l in lines[1:]))
+                                             f"needs {shown.name} scores 0)" + "".join(f"\n{line}" for line in lines[1:]))
             raise StudentCodeError(self._import_failures[module], kind="import") from None
         finally:
             self.used_s += time.monotonic() - started
@@ -624,17 +584,17 @@ class Worker:
 
     def run(self, probe, timeout_s=None, **kwargs):
         """Run ``probe`` (a name such as ``"q2.made_log_prob"``) on the submission; return its result."""
-        func = get_probe(probe)
-        modules = list(getattr(func, "student_modules", ()))
+        info = probe_index.get(probe)
+        modules = list(info.student_modules)
         doing = describe_call(probe, kwargs)
-        if getattr(func, "fresh_process", False):
+        if info.fresh_process:
             self.stop()
         for module in modules:
             self._ensure_imported(module)
         timeout, reason = self._allowance(timeout_s or self.timeout_s, doing)
         started = time.monotonic()
         try:
-            return self._request({"op": "probe", "name": probe, "module": func.__module__, "kwargs": kwargs,
+            return self._request({"op": "probe", "name": probe, "module": info.module, "kwargs": kwargs,
                                   "hung": dict(self.hung), "trace": self.trace_calls}, timeout, doing, reason)
         finally:
             self.last_seconds = time.monotonic() - started

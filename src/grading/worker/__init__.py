@@ -1,0 +1,1 @@
+"""The worker side: the sandboxed process that runs the student's code; it never decides a grade."""
