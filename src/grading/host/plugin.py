@@ -43,6 +43,7 @@ class TestResult:
     seconds: float = 0.0
     internal: bool = False  # the grader, not the student's code, failed (worker start, test crash, ...)
     parts: list = dataclasses.field(default_factory=list)  # SubCases parts: [{"name", "points", "earned"}]
+    printed: dict | None = None  # what the student's code printed in this test's calls: {"text", "more_lines"}
 
 
 def pytest_configure(config):
@@ -221,10 +222,12 @@ class GraderPlugin:
             # never fail pytest for this: the outcome is simply unknown here
             report.outcome, report.longrepr = "passed", None
         started = self._started.get(item.nodeid)
+        printed = self.worker.take_printed(test_id) if self.worker is not None else None
         self.results.append(TestResult(
             test_id=test_id, question=test_id.split("-")[0], max_score=points, score=score, status=status,
             hidden=hidden, visibility=getattr(func, "__visibility__", "visible"), message=message,
-            seconds=(time.monotonic() - started) if started else report.duration, internal=internal, parts=parts))
+            seconds=(time.monotonic() - started) if started else report.duration, internal=internal, parts=parts,
+            printed=printed))
 
 
 def _readable(path):

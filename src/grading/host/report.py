@@ -33,6 +33,7 @@ class Entry:
     seconds: float = 0.0
     internal: bool = False
     parts: list = dataclasses.field(default_factory=list)  # SubCases parts: [{"name", "points", "earned"}]
+    printed: dict | None = None  # what the student's code printed in this test: {"text", "more_lines"}
 
 
 @dataclasses.dataclass
@@ -86,7 +87,8 @@ def summarize(manifest, results, *, submission, selection=None, collected=(), pr
         if result is not None:
             score = None if result.score is None else round(min(max(float(result.score), 0.0), common["points"]), 4)
             entries.append(Entry(**common, score=score, status=result.status, message=result.message,
-                                 seconds=result.seconds, internal=result.internal, parts=result.parts))
+                                 seconds=result.seconds, internal=result.internal, parts=result.parts,
+                                 printed=getattr(result, "printed", None)))
             continue
         if not_run_reason:
             message, internal = not_run_reason, True
@@ -128,6 +130,29 @@ def _wrapped(text, first_indent, indent):
     """``text`` in full, wrapped to ``WIDTH`` columns (long words such as paths are not broken)."""
     return textwrap.wrap(text, WIDTH, initial_indent=first_indent, subsequent_indent=indent,
                          break_long_words=False, break_on_hyphens=False) or [first_indent.rstrip()]
+
+
+PRINTED_LABEL = "what your code printed during this test (its stdout and stderr):"
+
+
+def printed_lines(printed):
+    """The student's own output, labelled: the label, ``| line`` per kept line (control characters shown as
+    ``?``), then ``... N more lines``; [] when nothing was printed."""
+    if not printed:
+        return []
+    lines = [PRINTED_LABEL]
+    for line in printed["text"].splitlines():
+        line = "".join(c if c == "\t" or (" " <= c != "\x7f") else "?" for c in line)
+        lines.append(f"| {line}")
+    if printed["more_lines"]:
+        lines.append(f"| ... {printed['more_lines']} more lines")
+    return lines
+
+
+def shows_printed(entry, verbose=False):
+    """Where the student's output is shown: under a failing public test, and with ``verbose`` under every test
+    (results.json: failing public tests only; a hidden test's output is never written there)."""
+    return bool(entry.printed) and (verbose or (entry.status == "failed" and not entry.hidden))
 
 
 def _group_points(entries):
@@ -193,7 +218,7 @@ def format_report(summary, verbose=False):
         out.append(f"{question:<4}{title[:width]:<{width}} {score_text:>6} / {_points(possible):<5} "
                    + ", ".join(groups))
         for entry in entries:
-            if entry.status == "passed" and not entry.message:
+            if entry.status == "passed" and not entry.message and not shows_printed(entry, verbose):
                 continue
             mark = {"passed": "ok", "unknown": UNKNOWN}.get(entry.status, "x")
             line = UNKNOWN_MEANS if entry.status == "unknown" else (_first_line(entry.message) or entry.status)
@@ -201,6 +226,8 @@ def format_report(summary, verbose=False):
             if verbose and entry.status != "unknown" and entry.message.count("\n"):
                 for text in entry.message.splitlines()[1:40]:
                     out.extend(_wrapped(text.strip(), " " * 12, " " * 16))
+            if shows_printed(entry, verbose):
+                out.extend(" " * 12 + text for text in printed_lines(entry.printed))
     out.append("")
     out.extend(totals_lines(summary))
     if nothing_implemented(summary):
@@ -230,6 +257,8 @@ def results_json(summary, execution_time):
             message = "hidden test: its expected values are not in this copy of the grader"
         elif entry.status == "not run":
             test["status"] = "failed"
+        if entry.status == "failed" and shows_printed(entry):
+            message = "\n".join([message, "", *printed_lines(entry.printed)]).strip()
         if message:
             test["output"] = message
         if entry.parts:

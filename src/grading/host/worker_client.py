@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import protocol
+from .. import printed, protocol
 from ..errors import GraderError, ProtocolError, StudentCodeError
 from ..paths import GRADING
 from ..worker.probes import index as probe_index
@@ -212,6 +212,7 @@ class Worker:
         self.hung = {}  # "pixelcnn.PixelCNN.forward" -> message: timed out once, not called again
         self.entered = {}  # with trace_calls: test id -> set of student functions its probes entered
         self.current_test = None  # set by the plugin: the test whose calls run now
+        self.printed = {}  # test id -> the captures of what the student's code printed in its calls
         self._process = None
         self._hello = None
         self._import_failures = {}
@@ -401,11 +402,18 @@ class Worker:
             self.stop()
             raise StudentCodeError(f"{doing}: the process running your code sent an invalid reply "
                                    f"({_short(reply, 120)})", kind="crash")
+        if "output" in reply:
+            self.printed.setdefault(self.current_test, []).append(reply["output"])
         if not reply["ok"]:
             self._raise_error(reply.get("error"), doing)
         if self.trace_calls and isinstance(reply.get("entered"), list):
             self.entered.setdefault(self.current_test, set()).update(str(name) for name in reply["entered"])
         return reply.get("value")
+
+    def take_printed(self, test_id):
+        """What the student's code printed during ``test_id``'s calls, ``{"text", "more_lines"}`` capped
+        (``printed.merge``), or None; forgotten once taken."""
+        return printed.merge(self.printed.pop(test_id, []))
 
     def _send(self, message, timeout_s):
         """Write a request within ``timeout_s`` (a worker that stops reading cannot block the grader);

@@ -13,7 +13,8 @@ them.  Requests (``protocol.py`` carries them):
 * ``{"op": "stats"}``: the top-level modules loaded and the peak memory.
 
 The first message is ``{"hello": {...}}``.  Replies are ``{"seq": n, "ok": True, "value": ...}`` or
-``{"seq": n, "ok": False, "error": {...}}``; meanwhile ``StackWatch`` sends notes ``{"seq": n, "note": ...}``.
+``{"seq": n, "ok": False, "error": {...}}``, with ``"output": {"text", "more_lines"}`` when the student's code
+printed something (``student_output.py``); meanwhile ``StackWatch`` sends notes ``{"seq": n, "note": ...}``.
 """
 import faulthandler
 import functools
@@ -33,6 +34,8 @@ from .frames import MAX_TEXT, innermost_student_function, student_traceback, uni
 from .probes import registry
 from .stack_watch import StackWatch
 from .stand_ins import NotCalledAgain, install_stand_ins, run_traced
+from . import student_imports
+from .student_output import Capture
 
 PROBE_PACKAGE = registry.__name__.rsplit(".", 1)[0] + "."  # probe modules may come from there only
 
@@ -184,6 +187,7 @@ def main(argv):
     started = memory_status()
     applied = apply_limits(limits)
     sys.path.insert(0, str(submission_dir))
+    student_imports.install()  # `submission.<name>` is the graded folder's <name>, nothing else
     os.environ.pop("PYTHONSTARTUP", None)
     writing = threading.Lock()  # the main loop's replies and the watch's notes share the channel
 
@@ -202,8 +206,10 @@ def main(argv):
             return 0
         seq = request.get("seq") if isinstance(request, dict) else None
         watch.begin(seq)
+        capture = Capture()
         try:
-            value = handle(request, submission)
+            with capture:  # what the student's code prints comes back with the reply, capped
+                value = handle(request, submission)
             reply = {"seq": seq, "ok": True, "value": value}
             if request.get("trace"):
                 reply.update(value)
@@ -211,6 +217,9 @@ def main(argv):
             reply = {"seq": seq, "ok": False, "error": error_reply(error, submission_dir)}
             del error
         watch.end()
+        printed = capture.captured()
+        if printed:
+            reply["output"] = printed
         try:
             sys.stdout.flush()
             sys.stderr.flush()
