@@ -86,6 +86,28 @@ def _reference_store(request):
 
 
 @pytest.fixture
+def known_problems(request):
+    """``known_problems(*questions)``: one line per failed test of those questions that ran before this test in
+    this grade (the test id and the first line of its message).  A public test hears only of public tests:
+    on Gradescope a hidden test's message stays hidden until the grades are published."""
+    plugin = _plugin(request.config)
+    hidden = is_hidden(_test_id(request.node) or "")
+
+    def problems(*questions):
+        found = []
+        for result in plugin.results:
+            if result.question in questions and result.status == "failed" and result.message and (
+                    hidden or not result.hidden):
+                lines = [line.strip() for line in result.message.splitlines() if line.strip()]
+                first = f"{lines[0]} {lines[1].lstrip('-* ')}" if lines[0].endswith(":") and len(lines) > 1 \
+                    else lines[0]
+                found.append(f"{result.test_id}: {first}")
+        return found
+
+    return problems
+
+
+@pytest.fixture
 def reference(request, _reference_store):
     """``reference(key, actual) -> expected``: the recorded value of the reference solution."""
     return Reference(_reference_store, _test_id(request.node))

@@ -24,15 +24,24 @@ def expect_true(condition, *, what, case, problem):
         fail(what, case, problem)
 
 
-def expect_masked_gradient(out, grad, *, case):
-    """The weight's gradient is 0 wherever the mask is 0, and forward leaves the weight itself unchanged."""
+def expect_masked_gradient(out, shape, *, case):
+    """The weight's gradient (returned): 0 wherever the mask is 0; forward leaves the weight itself unchanged and
+    keeps the graph back to it."""
+    what = "MaskedLinear.forward"
     if out.get("forward_changed_weight"):
-        fail("MaskedLinear.forward", case, "forward changed self.weight itself (as `self.weight.data *= self.mask` "
-             "does): the weights where this mask is 0 are lost for every later mask set, and their gradients are "
-             "not 0; leave self.weight unchanged and compute with mask * weight")
-    expect_true(bool((grad[out["mask_set"] == 0] == 0).all()), what="MaskedLinear.forward", case=case,
+        fail(what, case, "forward changed self.weight itself (as `self.weight.data *= self.mask` does): the weights "
+             "where this mask is 0 are lost for every later mask set, and their gradients are not 0; leave "
+             "self.weight unchanged and compute with mask * weight")
+    grad = out["weight_grad"]
+    if out.get("backward_error") or not isinstance(grad, torch.Tensor):
+        how = f"backward raised {out['backward_error']}" if out.get("backward_error") else "weight.grad is None"
+        fail(what, case, f"the output has no gradient with respect to self.weight ({how}): compute with "
+             "self.mask * self.weight, not self.weight.data or a detached copy, so that the weights train")
+    expect_tensor(grad, what=what, case=case + ", weight.grad", shape=shape)
+    expect_true(bool((grad[out["mask_set"] == 0] == 0).all()), what=what, case=case,
                 problem="a weight whose mask entry is 0 got a non-zero gradient: multiply the weight by the mask "
                         "inside forward")
+    return grad
 
 
 def bernoulli_ll(x, logits):

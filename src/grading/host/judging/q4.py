@@ -101,8 +101,17 @@ def check_training(out, *, what, case, num_test):
     The test NLL is the mean over the test images of ``-model.log_prob(x)``, summed
     here in float64.
     """
-    if not all(isinstance(v, float) and math.isfinite(v) for v in out["losses"]):
-        fail(what, case, "the training loss became NaN or infinite")
+    losses = out["losses"]
+    bad = next((step for step, v in enumerate(losses, 1) if not (isinstance(v, float) and math.isfinite(v))), None)
+    if bad == 1:
+        fail(what, case, f"the training loss -{what}.log_prob(x).mean() was NaN or infinite at step 1 of "
+                         f"{len(losses)}, before any update: {what}.log_prob returns NaN or infinity on training "
+                         "images")
+    if bad is not None:
+        fail(what, case, f"the training loss -{what}.log_prob(x).mean() became NaN or infinite at step {bad} of "
+                         f"{len(losses)} (finite before): after {bad - 1} updates {what}.log_prob gives NaN or "
+                         "infinity: a log of a probability that reached 0 (use log-softmax or "
+                         "binary_cross_entropy_with_logits), or gradients that made a weight NaN")
     nlls = []
     for key in ("before", "after"):
         if key not in out:
@@ -113,3 +122,15 @@ def check_training(out, *, what, case, num_test):
         expect_finite(log_p, what=f"{what}.log_prob", case=label)
         nlls.append(-log_p.double().mean().item())
     return nlls
+
+
+def other_findings(problems, limit=4):
+    """The end of a learning test's message: what other tests of this grade found in the code the training
+    uses (``problems``: lines from the ``known_problems`` fixture), or "" when they found nothing."""
+    if not problems:
+        return ""
+    lines = [f"- {line[:300]}" for line in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"- ... and {len(problems) - limit} more")
+    return "\nOther tests of this grade found problems in the code this training uses (fix those first):\n" + \
+        "\n".join(lines)
