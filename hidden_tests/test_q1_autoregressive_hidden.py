@@ -18,7 +18,7 @@ the catalogue of planted bugs fail with p far below that.
 
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_tensor, fail
 from src.grading.host.judging.subcases import run_subcases
 from src.grading.host.judging.q1 import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,

@@ -8,7 +8,7 @@ the reference are never printed (hidden=True).
 """
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q2 import (

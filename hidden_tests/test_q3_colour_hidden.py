@@ -15,7 +15,7 @@ student's code, on stand-in inputs, so that crashes show; its verdict is unknown
 """
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.host.judging.subcases import run_subcases
 from src.grading.host.judging.goodness_of_fit import chi_square_p_value

@@ -16,7 +16,7 @@ float32 result (``LL``).
 """
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q2 import (

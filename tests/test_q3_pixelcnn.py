@@ -11,7 +11,7 @@ below any real bug.
 """
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.host.judging.goodness_of_fit import chi_square_p_value
 from src.grading.host.judging.q3 import (expect_depends_on_earlier, image_codes, log_probs_from_logits, recorded,
