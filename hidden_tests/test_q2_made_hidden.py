@@ -54,7 +54,7 @@ MASK_CASES = [  # (degrees, k): valid degrees, input degrees first
 
 @graded("2a-1-hidden", partial=True)
 def test_2a_hidden(student, reference, set_score=None):
-    cases = SubCases(2.0)
+    cases = SubCases()
     what = "MaskedLinear"
     results = {}
     linear_values = "MaskedLinear.forward and its gradients"
@@ -229,7 +229,7 @@ def _config_case(nin, hidden_sizes, nout, num_masks, natural_ordering):
 
 @graded("2b-1-hidden", partial=True)
 def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
-    cases = SubCases(1.0)
+    cases = SubCases()
     what = "MADE.forward / update_masks"
     forward_values = "forward with given weights and masks"
     with cases.case(0.25, "forward: autoregressive for one mask set (orderings, depths, k > 1, no hidden layer)",
@@ -315,7 +315,7 @@ def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
 
 @graded("2b-2-hidden", partial=True)
 def test_2b_log_prob_hidden(student, reference, set_score=None):
-    cases = SubCases(1.0)
+    cases = SubCases()
     what = "MADE.log_prob"
     one_set = "log_prob with one mask set"
     several_sets = "log_prob with several mask sets: log of the mean of the likelihoods"
@@ -380,7 +380,7 @@ def test_2b_log_prob_hidden(student, reference, set_score=None):
 
 @graded("2c-1-hidden", partial=True)
 def test_2c_sample_hidden(student, reference, set_score=None):
-    cases = SubCases(1.5)
+    cases = SubCases()
     what = "MADE.sample"
     n = 4000
     runs = {}

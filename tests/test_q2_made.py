@@ -42,7 +42,7 @@ from src.grading.host.judging.q2 import (
 
 @graded("2a-0-basic", partial=True)
 def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
-    cases = SubCases(1.0)
+    cases = SubCases()
     what, out = "MaskedLinear", None
     with cases.case(0.3, "MaskedLinear: the mask buffer", requires="MaskedLinear: set_mask, forward and gradients"):
         out = student.run("q2.masked_linear", seed=0, in_features=5, out_features=3, batch=4)
@@ -108,7 +108,7 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
 
 @graded("2b-0-basic", partial=True)
 def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=None):
-    cases = SubCases(1.0)
+    cases = SubCases()
     what = "MADE.forward / update_masks"
     forward_values = "forward with given weights and masks"
     with cases.case(0.25, "forward: shape and autoregressive property (natural ordering)", requires=forward_values):
@@ -172,7 +172,7 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
 
 @graded("2c-0-basic", partial=True)
 def test_2c_made_sample(student, reference, set_score=None):
-    cases = SubCases(0.5)
+    cases = SubCases()
     what = "MADE.sample"
     case = "MADE(4, [16], 4) with a random ordering, sample(4000, generator)"
     out = None
