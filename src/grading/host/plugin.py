@@ -43,6 +43,7 @@ class TestResult:
     message: str = ""
     seconds: float = 0.0
     internal: bool = False  # the grader, not the student's code, failed (worker start, test crash, ...)
+    kind: str = ""  # StudentCodeError.kind when the student's code failed ("not_implemented", "timeout", ...)
     parts: list = dataclasses.field(default_factory=list)  # SubCases parts: [{"name", "points", "earned"}]
 
 
@@ -225,7 +226,8 @@ class GraderPlugin:
         self.results.append(TestResult(
             test_id=test_id, question=question_of(test_id), max_score=points, score=score, status=status,
             hidden=hidden, visibility=getattr(func, "__visibility__", "visible"), message=message,
-            seconds=(time.monotonic() - started) if started else report.duration, internal=internal, parts=parts))
+            seconds=(time.monotonic() - started) if started else report.duration, internal=internal, parts=parts,
+            kind=excinfo.value.kind if student_error else ""))
 
 
 def _readable(path):

@@ -34,6 +34,7 @@ class Entry:
     message: str = ""
     seconds: float = 0.0
     internal: bool = False
+    kind: str = ""  # StudentCodeError.kind of the failure, if the student's code failed
     parts: list = dataclasses.field(default_factory=list)  # SubCases parts: [{"name", "points", "earned"}]
 
 
@@ -84,7 +85,8 @@ def summarize(manifest, results, *, submission, selection=None, collected=(), pr
         if result is not None:
             score = None if result.score is None else round(min(max(float(result.score), 0.0), common["points"]), 4)
             entries.append(Entry(**common, score=score, status=result.status, message=result.message,
-                                 seconds=result.seconds, internal=result.internal, parts=result.parts))
+                                 seconds=result.seconds, internal=result.internal, parts=result.parts,
+                                 kind=getattr(result, "kind", "")))
             continue
         if not_run_reason:
             message, internal = not_run_reason, True
@@ -139,7 +141,7 @@ def _group_points(entries):
 
 def nothing_implemented(summary):
     """Whether every graded test failed only because the stubs raise "not implemented yet" (the expected start)."""
-    return bool(summary.entries) and all(e.status == "failed" and NOT_IMPLEMENTED in e.message
+    return bool(summary.entries) and all(e.status == "failed" and e.kind == "not_implemented"
                                          for e in summary.entries)
 
 

@@ -518,8 +518,7 @@ class Worker:
                                    + f", while running {doing}", kind="timeout")
         unimplemented = error.get("unimplemented")
         if unimplemented:
-            raise StudentCodeError(f"{unimplemented}: not implemented yet", not_implemented=True,
-                                   kind="not_implemented")
+            raise StudentCodeError(f"{unimplemented}: not implemented yet", kind="not_implemented")
         trace = self._shown(error.get("traceback", ""))
         kind = str(error.get("type", "Exception"))
         where = error.get("where")
@@ -532,8 +531,7 @@ class Worker:
             head += f": {message.splitlines()[0][:300]}"
         if where:
             head += f" (running {doing})"
-        raise StudentCodeError(self._shown(head) + (f"\n{trace}" if trace else ""),
-                               not_implemented=bool(error.get("not_implemented")), kind="error")
+        raise StudentCodeError(self._shown(head) + (f"\n{trace}" if trace else ""), kind="error")
 
     # -- the backstop ----------------------------------------------------------
     def _allowance(self, wanted_s, doing):

@@ -44,6 +44,7 @@ class SubCases:
     def __init__(self, total=None):
         self.total, self.declared, self.earned, self.count = total, 0.0, 0.0, 0
         self.failures, self.student_error, self.absent = [], None, None
+        self.stub_part = False  # a part failed because the student's function is not implemented yet
         self.verdicts, self.gated = {}, []  # name -> "passed" / "failed" / "absent"; parts with requires
         self.order = []  # (name, points) of each part, in the order they ran
         self.scale = 1.0  # points in the test's total per point given to case(); set by finish
@@ -62,6 +63,7 @@ class SubCases:
             self.verdicts[name] = "absent"
         except StudentCodeError as error:
             self.student_error = self.student_error or error
+            self.stub_part = self.stub_part or error.kind == "not_implemented"
             self.failures.append((name, points, str(error)))
         except AssertionError as error:
             self.failures.append((name, points, str(error)))
@@ -138,7 +140,7 @@ class SubCases:
             message += ("\n(the score shown counts only the parts judged here: the others need the hidden values, "
                         "so their verdict is unknown in this copy)")
         if self.student_error is not None:
-            raise StudentCodeError(message, not_implemented=self.student_error.not_implemented)
+            raise StudentCodeError(message, kind="not_implemented" if self.stub_part else self.student_error.kind)
         raise AssertionError(message)
 
 
