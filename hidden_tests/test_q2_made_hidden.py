@@ -9,20 +9,20 @@ the reference are never printed (hidden=True).
 import torch
 
 from src.grading.host.graded import graded
+from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q2 import (
     F32,
     LL,
     NORMALISATION_ATOL,
-    MIN_P_VALUE,
+    sample_p_value,
     needs,
     expect_true,
     bernoulli_ll,
     expect_permutation,
     expect_autoregressive,
     expect_same_state,
-    chi_square_p_value,
     expect_binary_samples,
     ensemble_log_prob,
     expect_model_depends_on_inputs,
@@ -398,7 +398,7 @@ def test_2c_sample_hidden(student, reference, set_score=None):
             samples = out["samples"]
             expect_binary_samples(samples, n, kwargs["nin"], what=what, case=case)
             expect_model_depends_on_inputs(out, what=what, case=case)
-            p_value, stat, df = chi_square_p_value(samples, out["all_x"], out["logits"])
+            p_value, stat, df = sample_p_value(samples, out["all_x"], out["logits"])
             expect_true(p_value >= MIN_P_VALUE, what=what, case=case + f", order {out['before']['order'].tolist()}",
                         problem=f"the samples do not follow the model's distribution p(x) computed from its "
                                 f"forward pass (chi-square {stat:.1f} with {df} degrees of freedom, p-value "

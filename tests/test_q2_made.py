@@ -17,19 +17,19 @@ float32 result (``LL``).
 import torch
 
 from src.grading.host.graded import graded
+from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q2 import (
     F32,
     LL,
     NORMALISATION_ATOL,
-    MIN_P_VALUE,
+    sample_p_value,
     needs,
     expect_true,
     bernoulli_ll,
     expect_autoregressive,
     expect_same_state,
-    chi_square_p_value,
     expect_binary_samples,
     ensemble_log_prob,
     expect_model_depends_on_inputs,
@@ -192,7 +192,7 @@ def test_2c_made_sample(student, reference, set_score=None):
         samples = needs(out, what=what, case=case)["samples"]
         expect_binary_samples(samples, 4000, 4, what=what, case=case)
         expect_model_depends_on_inputs(out, what=what, case=case)
-        p_value, stat, df = chi_square_p_value(samples, out["all_x"], out["logits"])
+        p_value, stat, df = sample_p_value(samples, out["all_x"], out["logits"])
         expect_true(p_value >= MIN_P_VALUE, what=what, case=case + f", order {out['before']['order'].tolist()}",
                     problem=f"the 4000 samples do not follow the model's distribution p(x) computed from its "
                             f"forward pass (chi-square {stat:.1f} with {df} degrees of freedom, p-value "
