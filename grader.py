@@ -29,6 +29,8 @@ import time
 import traceback
 from pathlib import Path
 
+from src.grading import settings
+
 ROOT = Path(__file__).resolve().parent
 MANIFEST = ROOT / "tests" / "points.json"
 HEAVY_MODULES = ("torchvision", "matplotlib", "PIL", "pandas", "scipy", "sklearn", "IPython")
@@ -64,13 +66,16 @@ def parse_args(argv):
     parser.add_argument("--results", help="also write Gradescope's results.json to this file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every failure message in full")
     limits = parser.add_argument_group("limits")
-    limits.add_argument("--timeout", type=float, default=60.0, help="seconds per call into your code (default 60; "
+    limits.add_argument("--timeout", type=float, default=settings.CALL_TIMEOUT_S, help="seconds per call into your code "
+                        f"(default {settings.CALL_TIMEOUT_S:g}; "
                         "tests may set their own); a function that runs past it is not called again")
-    limits.add_argument("--import-timeout", type=float, default=30.0, help="seconds to import one of your files")
-    limits.add_argument("--memory-mb", type=int, default=1024,
-                        help="memory your code may use on top of Python and torch (default 1024 MB)")
-    limits.add_argument("--time-budget", type=float, default=420.0,
-                        help="seconds that all calls into your code may take together (default 420), a backstop "
+    limits.add_argument("--import-timeout", type=float, default=settings.IMPORT_TIMEOUT_S,
+                        help="seconds to import one of your files")
+    limits.add_argument("--memory-mb", type=int, default=settings.MEMORY_MB,
+                        help=f"memory your code may use on top of Python and torch (default {settings.MEMORY_MB} MB)")
+    limits.add_argument("--time-budget", type=float, default=settings.TIME_BUDGET_S,
+                        help="seconds that all calls into your code may take together "
+                             f"(default {settings.TIME_BUDGET_S:g}), a backstop "
                              "against code that is slow everywhere; a grade then ends within about 9 minutes")
     parser.set_defaults(tests=None, sandbox_user=None, no_sandbox_user=False, stats=None, trace_calls=False)
     # BEGIN STAFF ONLY
@@ -221,24 +226,15 @@ def run(args, started, state):
 
 
 def emergency_results(state, error_text, seconds):
-    """results.json when the grader failed: from report.py if it imports, else built here with json alone."""
+    """results.json when the grader failed: ``report.fallback_results`` (the standard library only), or None if
+    even that cannot be imported (on Gradescope ``run_autograder`` then writes one itself)."""
     try:
         from src.grading.host import report
 
         return report.fallback_results(state.get("manifest"), error_text, seconds, state.get("selection"))
     except BaseException:
-        pass
-    tests = []
-    try:
-        manifest = state.get("manifest") or load_manifest()
-        for test_id, test in manifest["tests"].items():
-            if test.get("type") == "coding":
-                tests.append({"name": test_id, "number": test_id, "score": 0.0, "max_score": float(test["points"]),
-                              "output": "not graded: the autograder itself failed (not your code)"})
-    except BaseException:
-        pass
-    return {"score": 0.0, "execution_time": round(seconds, 3), "tests": tests,
-            "output": "The autograder itself failed (not your code); please tell your TAs.\n" + error_text[-3000:]}
+        traceback.print_exc()
+        return None
 
 
 def write_stats(args, state, started):
@@ -307,13 +303,11 @@ def main(argv=None):
         except BaseException:
             traceback.print_exc()
             code = code or 1
-        if args.results:
-            data = state.get("results") or emergency_results(state, "the grader stopped early",
-                                                             time.monotonic() - started)
-            try:
-                from src.grading.host.report import write_results
-            except BaseException:
-                write_results = _write_json
+        data = args.results and (state.get("results") or emergency_results(state, "the grader stopped early",
+                                                                          time.monotonic() - started))
+        if data:
+            from src.grading.host.report import write_results
+
             write_results(args.results, data)
         if args.stats:
             try:
@@ -321,14 +315,6 @@ def main(argv=None):
             except BaseException:
                 traceback.print_exc()
     return code
-
-
-def _write_json(path, data):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 if __name__ == "__main__":

@@ -8,21 +8,21 @@ the reference are never printed (hidden=True).
 """
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
+from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q2 import (
     F32,
     LL,
     NORMALISATION_ATOL,
-    MIN_P_VALUE,
+    sample_p_value,
     needs,
     expect_true,
     bernoulli_ll,
     expect_permutation,
     expect_autoregressive,
     expect_same_state,
-    chi_square_p_value,
     expect_binary_samples,
     ensemble_log_prob,
     expect_masked_gradient,
@@ -68,7 +68,7 @@ def test_2a_hidden(student, reference, set_score=None):
       properties that require the input degrees;
     * ``made_masks``: values.
     """
-    cases = SubCases(2.0)
+    cases = SubCases()
     what = "MaskedLinear"
     results = {}
     linear_values = "MaskedLinear.forward and its gradients"
@@ -245,7 +245,7 @@ def _config_case(nin, hidden_sizes, nout, num_masks, natural_ordering):
 
 @graded("2b-1-hidden", partial=True)
 def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
-    cases = SubCases(1.0)
+    cases = SubCases()
     what = "MADE.forward / update_masks"
     forward_values = "forward with given weights and masks"
     with cases.case(0.25, "forward: autoregressive for one mask set (orderings, depths, k > 1, no hidden layer)",
@@ -333,7 +333,7 @@ def test_2b_forward_update_masks_hidden(student, reference, set_score=None):
 
 @graded("2b-2-hidden", partial=True)
 def test_2b_log_prob_hidden(student, reference, set_score=None):
-    cases = SubCases(1.0)
+    cases = SubCases()
     what = "MADE.log_prob"
     one_set = "log_prob with one mask set"
     several_sets = "log_prob with several mask sets: log of the mean of the likelihoods"
@@ -398,7 +398,7 @@ def test_2b_log_prob_hidden(student, reference, set_score=None):
 
 @graded("2c-1-hidden", partial=True)
 def test_2c_sample_hidden(student, reference, set_score=None):
-    cases = SubCases(1.5)
+    cases = SubCases()
     what = "MADE.sample"
     n = 4000
     runs = {}
@@ -416,7 +416,7 @@ def test_2c_sample_hidden(student, reference, set_score=None):
             samples = out["samples"]
             expect_binary_samples(samples, n, kwargs["nin"], what=what, case=case)
             expect_model_depends_on_inputs(out, what=what, case=case)
-            p_value, stat, df = chi_square_p_value(samples, out["all_x"], out["logits"])
+            p_value, stat, df = sample_p_value(samples, out["all_x"], out["logits"])
             expect_true(p_value >= MIN_P_VALUE, what=what, case=case + f", order {out['before']['order'].tolist()}",
                         problem=f"the samples do not follow the model's distribution p(x) computed from its "
                                 f"forward pass (chi-square {stat:.1f} with {df} degrees of freedom, p-value "

@@ -15,10 +15,10 @@ student's code, on stand-in inputs, so that crashes show; its verdict is unknown
 """
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.host.judging.subcases import run_subcases
-from src.grading.host.judging.goodness_of_fit import chi_square_p_value
+from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE, chi_square_p_value
 from src.grading.host.judging.q3 import (absent, dependence_problems, expect_depends_on_earlier, expect_sees_something,
                                    head_layout, image_codes, log_probs_from_logits, recorded, run_model_probe)
 
@@ -148,7 +148,7 @@ def test_colour_pixelcnn_hidden(student, reference, set_score=None):
         log_p = log_probs_from_logits(logits, out["images"])
         log_p = log_p - log_p.exp().sum().log()
         p_value, stat, df = chi_square_p_value(image_codes(out["runs"][0]["samples"], 2), log_p)
-        if p_value < 1e-6:
+        if p_value < MIN_P_VALUE:
             fail("PixelCNN.sample", f"{n} samples of 1x2 colour images",
                  f"the samples do not follow the model's own conditionals (from its forward), colour by colour: "
                  f"chi-square {stat:.1f} with {df} degrees of freedom, p-value {p_value:.2g} < 1e-6")

@@ -14,10 +14,10 @@ student's code, on stand-in inputs, so that crashes show; its verdict is unknown
 """
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_finite, expect_tensor, fail
 from src.grading.host.judging.subcases import run_subcases
-from src.grading.host.judging.goodness_of_fit import chi_square_p_value
+from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE, chi_square_p_value
 from src.grading.host.judging.q3 import (absent, dependence_problems, expect_depends_on_earlier, expect_normalised,
                                    image_codes, log_probs_from_logits, recorded, run_model_probe)
 
@@ -251,7 +251,7 @@ def _distribution(student, reference, *, key, seed, gain, config, n, H, W):
     log_p = log_probs_from_logits(logits, out["images"])
     log_p = log_p - log_p.exp().sum().log()
     p_value, stat, df = chi_square_p_value(image_codes(samples, K), log_p)
-    if p_value < 1e-6:
+    if p_value < MIN_P_VALUE:
         fail("PixelCNN.sample", case, f"the samples do not follow the model's own conditionals (from its "
                                       f"forward): chi-square {stat:.1f} with {df} degrees of freedom, "
                                       f"p-value {p_value:.2g} < 1e-6")

@@ -5,7 +5,7 @@ expected values are the contract's definition computed here in float64.  The
 value parts read a one-element tensor with ``.item()``; only the last part asks
 for Python floats.
 """
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.subcases import run_subcases
 from src.grading.host.judging.q4 import check_evaluation, check_float_types
 

@@ -12,7 +12,7 @@ The thresholds sit halfway between the reference and the independent-pixel
 baseline, so a correct implementation passes with a margin of ~25 nats
 (10 times the spread over seeds), whatever its random draws.
 """
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import fail
 from src.grading.host.judging.q4 import check_training, describe_training, other_findings
 

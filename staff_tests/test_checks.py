@@ -108,3 +108,36 @@ def test_a_required_part_with_unknown_verdict_leaves_the_part_unknown():
 def test_requires_must_name_a_part_of_the_test():
     with pytest.raises(AssertionError, match="requires names no part"):
         run_subcases([("a", 1.0, lambda: None, "typo")], lambda score: None)
+
+
+class _Score:
+    """A ``set_score`` as ``@graded(..., partial=True)`` passes it: it knows the test's total."""
+
+    def __init__(self, total):
+        self.total, self.value = total, None
+
+    def __call__(self, value):
+        self.value = value
+
+
+def test_subcases_without_a_total_take_the_manifests_and_scale_the_parts_to_it():
+    """``SubCases()``: the total comes from tests/points.json (``set_score.total``); parts that add up to it keep
+    their points, parts that do not are shares of it (a part added to a test needs no rebalancing by hand)."""
+    exact, score = SubCases(), _Score(1.0)
+    with exact.case(0.75, "a"):
+        pass
+    with exact.case(0.25, "b"):
+        fail("f", "case", "wrong")
+    with pytest.raises(AssertionError, match=r"\[b, 0.25 pt\]"):
+        exact.finish(score)
+    assert score.value == 0.75 and [p[1] for p in exact.parts] == [0.75, 0.25]
+    take_parts()
+    shares, score = SubCases(), _Score(2.0)
+    for name in ("a", "b", "c"):
+        with shares.case(0.1, name):
+            if name == "c":
+                fail("f", "case", "wrong")
+    with pytest.raises(AssertionError, match=r"\[c, 0.666667 pt\]"):
+        shares.finish(score)
+    assert score.value == pytest.approx(4 / 3, abs=1e-6)
+    assert [p["points"] for p in take_parts()] == [0.666667] * 3

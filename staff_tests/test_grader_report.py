@@ -14,10 +14,10 @@ MANIFEST = json.loads((ROOT / "tests" / "points.json").read_text())
 CODING = [test_id for test_id, test in MANIFEST["tests"].items() if test["type"] == "coding"]
 
 
-def _result(test_id, score, status, message=""):
+def _result(test_id, score, status, message="", kind=""):
     points = MANIFEST["tests"][test_id]["points"]
     return TestResult(test_id=test_id, question=test_id.split("-")[0], max_score=points, score=score, status=status,
-                      hidden=test_id.endswith("-hidden"), visibility="visible", message=message)
+                      hidden=test_id.endswith("-hidden"), visibility="visible", message=message, kind=kind)
 
 
 def test_every_outcome_gives_schema_valid_results():
@@ -85,12 +85,14 @@ def test_failure_messages_are_shown_whole_and_wrapped():
 
 
 def test_the_expected_start_is_said_once():
-    stub = [_result(tid, 0.0, "failed", f"{tid}: autoregressive.f: not implemented yet") for tid in CODING]
+    stub = [_result(tid, 0.0, "failed", f"{tid}: autoregressive.f: not implemented yet", "not_implemented")
+            for tid in CODING]
     text = report.format_report(report.summarize(MANIFEST, stub, submission="submission"))
     assert text.count("expected start") == 1 and "python grader.py -v" not in text, text
     started = [_result(CODING[0], 0.5, "passed")] + stub[1:]
     assert "expected start" not in report.format_report(report.summarize(MANIFEST, started, submission="s"))
-    crashed = stub[:-1] + [_result(CODING[-1], 0.0, "failed", "pixelcnn.f: ZeroDivisionError: division by zero")]
+    crashed = stub[:-1] + [_result(CODING[-1], 0.0, "failed", "pixelcnn.f: ZeroDivisionError: division by zero",
+                                   "error")]
     assert "expected start" not in report.format_report(report.summarize(MANIFEST, crashed, submission="s"))
 
 

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_tensor
 from src.grading.host.judging.q1 import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
                                     check_samples, describe_bernoulli_case, describe_categorical_case,

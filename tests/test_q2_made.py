@@ -19,20 +19,20 @@ float32 result (``LL``).
 """
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
+from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q2 import (
     F32,
     LL,
     NORMALISATION_ATOL,
-    MIN_P_VALUE,
+    sample_p_value,
     needs,
     expect_true,
     bernoulli_ll,
     expect_autoregressive,
     expect_same_state,
-    chi_square_p_value,
     expect_binary_samples,
     ensemble_log_prob,
     expect_masked_gradient,
@@ -54,7 +54,7 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
       is 0, and forward leaving ``self.weight`` unchanged;
     * ``made_degrees``, ``made_masks`` (0.25 each): values against the reference's.
     """
-    cases = SubCases(1.0)
+    cases = SubCases()
     what, out = "MaskedLinear", None
     with cases.case(0.3, "MaskedLinear: the mask buffer"):
         out = student.run("q2.masked_linear", seed=0, in_features=5, out_features=3, batch=4)
@@ -116,7 +116,7 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
 
 @graded("2b-0-basic", partial=True)
 def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=None):
-    cases = SubCases(1.0)
+    cases = SubCases()
     what = "MADE.forward / update_masks"
     forward_values = "forward with given weights and masks"
     with cases.case(0.25, "forward: shape and autoregressive property (natural ordering)", requires=forward_values):
@@ -180,7 +180,7 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
 
 @graded("2c-0-basic", partial=True)
 def test_2c_made_sample(student, reference, set_score=None):
-    cases = SubCases(0.5)
+    cases = SubCases()
     what = "MADE.sample"
     case = "MADE(4, [16], 4) with a random ordering, sample(4000, generator)"
     out = None
@@ -200,7 +200,7 @@ def test_2c_made_sample(student, reference, set_score=None):
         samples = needs(out, what=what, case=case)["samples"]
         expect_binary_samples(samples, 4000, 4, what=what, case=case)
         expect_model_depends_on_inputs(out, what=what, case=case)
-        p_value, stat, df = chi_square_p_value(samples, out["all_x"], out["logits"])
+        p_value, stat, df = sample_p_value(samples, out["all_x"], out["logits"])
         expect_true(p_value >= MIN_P_VALUE, what=what, case=case + f", order {out['before']['order'].tolist()}",
                     problem=f"the 4000 samples do not follow the model's distribution p(x) computed from its "
                             f"forward pass (chi-square {stat:.1f} with {df} degrees of freedom, p-value "

@@ -8,7 +8,7 @@ that no colour's logits depend on itself, a later colour or a later pixel; never
 against the reference's values, so that a bug of 3b (a residual block,
 preprocessing) does not cost extra-credit points too.  3a-3c never use colour.
 """
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.host.judging.q3 import (dependence_problems, expect_sees_something, head_layout, recorded,
                                    run_model_probe)

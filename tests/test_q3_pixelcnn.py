@@ -11,10 +11,10 @@ below any real bug.
 """
 import torch
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail, needs
 from src.grading.host.judging.subcases import SubCases
-from src.grading.host.judging.goodness_of_fit import chi_square_p_value
+from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE, chi_square_p_value
 from src.grading.host.judging.q3 import (expect_depends_on_earlier, expect_normalised, image_codes,
                                    log_probs_from_logits, recorded, run_model_probe)
 
@@ -58,7 +58,7 @@ def test_pixelcnn_forward_and_log_prob(student, reference, set_score=None):
       forward with wrong values that stays autoregressive (an input scaled to [-1, 1] instead of ``preprocess``)
       keeps it; a log_prob that computes nothing does not earn it.
     """
-    cases = SubCases(1.0)
+    cases = SubCases()
     with cases.case(0.25, "ResidualBlock.forward"):
         weights = _weights(student, reference, "residual", seed=2, residual_channels=6)
         out = run_model_probe(student, "q3.residual_block", weights=weights, seed=2, channels=6, batch=2, height=3,
@@ -123,7 +123,7 @@ def test_pixelcnn_sample(student, reference):
     log_p = log_probs_from_logits(logits, out["images"])
     log_p = log_p - log_p.exp().sum().log()
     p_value, stat, df = chi_square_p_value(image_codes(first, 2), log_p)
-    if p_value < 1e-6:
+    if p_value < MIN_P_VALUE:
         fail("PixelCNN.sample", "4000 samples of 2x2 binary images from a random model",
              f"the samples do not follow the model's own conditionals (from its forward): chi-square "
              f"{stat:.1f} with {df} degrees of freedom, p-value {p_value:.2g} < 1e-6")

@@ -7,7 +7,7 @@ here in float64: the mean over all examples of ``-log p(x)``, and that divided b
 ``D * ln 2`` with ``D = x[0].numel()``.  Every partial sum is exact in float32,
 so the tolerance (1e-6 relative) only absorbs the last bits of a division.
 """
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.q4 import check_evaluation
 
 BASIC_CASE = dict(seed=400, kind="binary_images", n=13, batch_size=5, batching="dataloader")

@@ -8,7 +8,7 @@ over the slice's first test images.  These public tests train for a few steps
 only; the hidden tests train longer and ask for a test NLL well below that of
 the independent-pixel model (200.5 nats on this slice).
 """
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import fail
 from src.grading.host.judging.q4 import check_training, describe_training, other_findings
 

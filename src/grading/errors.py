@@ -13,10 +13,21 @@ class ExpectedValuesAbsent(Exception):
     """The hidden expected values are not in this copy of the grader."""
 
 
-class StudentCodeError(AssertionError):
-    """The student's code failed: raised, timed out, crashed or could not be imported."""
+KINDS = ("error", "not_implemented", "timeout", "memory", "crash", "import", "budget")  # of StudentCodeError
 
-    def __init__(self, message, not_implemented=False, kind="error"):
+
+class StudentCodeError(AssertionError):
+    """The student's code failed: raised, timed out, crashed or could not be imported.
+
+    ``kind`` (one of ``KINDS``) says how; the report reads it (a stub's ``NotImplementedError`` is
+    ``"not_implemented"``), never the message's words.  ``not_implemented=True`` is short for that kind.
+    """
+
+    def __init__(self, message, not_implemented=False, kind=None):
         super().__init__(message)
-        self.not_implemented = not_implemented
-        self.kind = kind  # "error", "not_implemented", "timeout", "memory", "crash", "import", "budget"
+        self.kind = kind or ("not_implemented" if not_implemented else "error")
+        assert self.kind in KINDS, self.kind
+
+    @property
+    def not_implemented(self):
+        return self.kind == "not_implemented"

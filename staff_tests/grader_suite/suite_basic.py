@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal
 from src.grading.worker.probes import selftest_probes as P
 

@@ -1,5 +1,5 @@
 """A test file that cannot be loaded: the grader must report a grader problem and still write results.json."""
-from src.grading.host.manifest import graded
+from src.grading.host.graded import graded
 
 raise RuntimeError("this staff suite file is broken on purpose")
 

@@ -20,6 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .. import settings
 from ..errors import GraderError
 from ..paths import GRADING, ROOT
 from .permission_journal import SAFE_PATH, TemporaryPermissions
@@ -43,10 +44,10 @@ SHARED_TEMP_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
 class Limits:
     """What the worker may use.  ``memory_mb`` is on top of what Python and torch take at start."""
 
-    memory_mb: int = 1024
+    memory_mb: int = settings.MEMORY_MB
     nproc: int | None = None  # RLIMIT_NPROC; only for a user of its own (it counts all of the user's processes)
-    fsize_mb: int = 512
-    threads: int = 1
+    fsize_mb: int = settings.FILE_SIZE_MB
+    threads: int = settings.THREADS
 
     def as_argument(self):
         return json.dumps(dataclasses.asdict(self))
@@ -127,7 +128,7 @@ class PrivilegedLauncher(Launcher):
         if self.uid == 0 or self.gid == 0:
             raise GraderError(f"the sandbox user {self.user!r} must not be root")
         if self.limits.nproc is None:
-            self.limits.nproc = 64
+            self.limits.nproc = settings.PROCESSES
         _become_subreaper()
         self.network_problem = _leave_network()
         self.permissions = TemporaryPermissions(LOCK_DIR)

@@ -13,10 +13,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from gradescope_utils.autograder_utils.decorators import number, partial_credit, visibility, weight
-
 from ..paths import MANIFEST_PATH
-
 
 
 @lru_cache(maxsize=None)
@@ -24,25 +21,21 @@ def load_manifest(path=MANIFEST_PATH):
     return json.loads(Path(path).read_text())
 
 
+def question_of(test_id):
+    """``"2b"`` for ``"2b-1-hidden"``."""
+    return test_id.split("-")[0]
+
+
 def is_hidden(test_id):
+    """Hidden tests are graded on Gradescope only; their expected values never reach a student."""
     return test_id.endswith("-hidden")
 
 
-def graded(test_id, partial=False):
-    """Decorate a pytest test with its points, number and visibility from the manifest.
+def visibility_of(test_id):
+    """Gradescope's visibility: a hidden test's result shows once the grades are published."""
+    return "after_published" if is_hidden(test_id) else "visible"
 
-    Uses gradescope-utils' decorators, so the attributes are the usual
-    ``__weight__``, ``__number__`` and ``__visibility__``; ``__test_id__`` names
-    the manifest entry.  ``partial=True`` wraps the test with ``partial_credit``:
-    the test then takes ``set_score=None`` and calls ``set_score(points)``.
-    """
-    entry = load_manifest()["tests"][test_id]
 
-    def decorate(func):
-        func = partial_credit(entry["points"])(func) if partial else weight(entry["points"])(func)
-        func = number(test_id)(func)
-        func = visibility("after_published" if is_hidden(test_id) else "visible")(func)
-        func.__test_id__ = test_id
-        return func
-
-    return decorate
+def is_selected(test_id, selection):
+    """Whether ``selection`` (test ids and question ids; empty or None: everything) takes ``test_id``."""
+    return not selection or test_id in selection or question_of(test_id) in selection

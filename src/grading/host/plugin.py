@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from .. import settings
 from ..errors import ExpectedValuesAbsent, GraderError, ProtocolError, StudentCodeError
 from ..paths import ROOT
 from .judging.subcases import take_parts
-from .manifest import is_hidden, load_manifest
+from .manifest import is_hidden, is_selected, load_manifest, question_of
 from .reference import HIDDEN_FIXTURES, HIDDEN_TEST_DIR, Reference, ReferenceStore
 from .worker_client import Worker
 
@@ -42,6 +43,7 @@ class TestResult:
     message: str = ""
     seconds: float = 0.0
     internal: bool = False  # the grader, not the student's code, failed (worker start, test crash, ...)
+    kind: str = ""  # StudentCodeError.kind when the student's code failed ("not_implemented", "timeout", ...)
     parts: list = dataclasses.field(default_factory=list)  # SubCases parts: [{"name", "points", "earned"}]
     printed: dict | None = None  # what the student's code printed in this test's calls: {"text", "more_lines"}
 
@@ -56,7 +58,8 @@ def pytest_addoption(parser):
     group.addoption("--submission", default=str(ROOT / "submission"), help="folder with the student's files")
     group.addoption("--record-fixtures", action="store_true", help="record the reference values (run on the reference)")
     group.addoption("--fixtures-out", default=None, help="with --record-fixtures: write the files here, not in place")
-    group.addoption("--worker-timeout", type=float, default=60.0, help="default seconds per call into student code")
+    group.addoption("--worker-timeout", type=float, default=settings.CALL_TIMEOUT_S,
+                    help="default seconds per call into student code")
 
 
 def _plugin(config):
@@ -154,8 +157,7 @@ class GraderPlugin:
         chosen, dropped = {}, []
         for item in items:
             test_id = _test_id(item)
-            if test_id is None or (self.selection and test_id not in self.selection
-                                   and test_id.split("-")[0] not in self.selection):
+            if test_id is None or not is_selected(test_id, self.selection):
                 dropped.append(item)
                 continue
             if test_id in chosen:
@@ -222,7 +224,7 @@ class GraderPlugin:
             return
         func = getattr(item, "function", None)
         points = float(getattr(func, "__weight__", 0.0))
-        hidden = test_id.endswith("-hidden")
+        hidden = is_hidden(test_id)
         excinfo = call.excinfo
         expected_absent = excinfo is not None and excinfo.errisinstance(ExpectedValuesAbsent)
         student_error = excinfo is not None and excinfo.errisinstance(StudentCodeError)
@@ -246,10 +248,10 @@ class GraderPlugin:
         started = self._started.get(item.nodeid)
         printed = self.worker.take_printed(test_id) if self.worker is not None else None
         self.results.append(TestResult(
-            test_id=test_id, question=test_id.split("-")[0], max_score=points, score=score, status=status,
+            test_id=test_id, question=question_of(test_id), max_score=points, score=score, status=status,
             hidden=hidden, visibility=getattr(func, "__visibility__", "visible"), message=message,
             seconds=(time.monotonic() - started) if started else report.duration, internal=internal, parts=parts,
-            printed=printed))
+            kind=excinfo.value.kind if student_error else "", printed=printed))
 
 
 def _readable(path):

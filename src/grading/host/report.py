@@ -13,6 +13,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+from .manifest import is_hidden, is_selected, visibility_of
+
 UNKNOWN = "?"  # the points of a hidden test whose expected values are not in this copy
 UNKNOWN_MEANS = "ran without crashing; scored on Gradescope"
 NOT_IMPLEMENTED = "not implemented yet"
@@ -32,6 +34,7 @@ class Entry:
     message: str = ""
     seconds: float = 0.0
     internal: bool = False
+    kind: str = ""  # StudentCodeError.kind of the failure, if the student's code failed
     parts: list = dataclasses.field(default_factory=list)  # SubCases parts: [{"name", "points", "earned"}]
     printed: dict | None = None  # what the student's code printed in this test: {"text", "more_lines"}
 
@@ -64,10 +67,6 @@ class Summary:
         return bool(self.problems) or any(e.internal for e in self.entries)
 
 
-def selected(test_id, selection):
-    return not selection or test_id in selection or test_id.split("-")[0] in selection
-
-
 def summarize(manifest, results, *, submission, selection=None, collected=(), problems=(), warnings=(),
               hidden_values_present=True, not_run_reason=None):
     """One entry per selected coding test of the manifest, in manifest order."""
@@ -77,18 +76,18 @@ def summarize(manifest, results, *, submission, selection=None, collected=(), pr
         by_id.setdefault(result.test_id, result)
     entries, warnings, missing = [], list(warnings), []
     for test_id, test in manifest["tests"].items():
-        if test["type"] != "coding" or not selected(test_id, selection):
+        if test["type"] != "coding" or not is_selected(test_id, selection):
             continue
         question = test["question"]
         common = dict(test_id=test_id, question=question, title=questions[question]["title"],
-                      points=float(test["points"]), hidden=test_id.endswith("-hidden"),
+                      points=float(test["points"]), hidden=is_hidden(test_id),
                       extra_credit=bool(test.get("extra_credit")))
         result = by_id.get(test_id)
         if result is not None:
             score = None if result.score is None else round(min(max(float(result.score), 0.0), common["points"]), 4)
             entries.append(Entry(**common, score=score, status=result.status, message=result.message,
                                  seconds=result.seconds, internal=result.internal, parts=result.parts,
-                                 printed=getattr(result, "printed", None)))
+                                 kind=getattr(result, "kind", ""), printed=getattr(result, "printed", None)))
             continue
         if not_run_reason:
             message, internal = not_run_reason, True
@@ -166,7 +165,7 @@ def _group_points(entries):
 
 def nothing_implemented(summary):
     """Whether every graded test failed only because the stubs raise "not implemented yet" (the expected start)."""
-    return bool(summary.entries) and all(e.status == "failed" and NOT_IMPLEMENTED in e.message
+    return bool(summary.entries) and all(e.status == "failed" and e.kind == "not_implemented"
                                          for e in summary.entries)
 
 
@@ -249,7 +248,7 @@ def results_json(summary, execution_time):
     for entry in summary.entries:
         test = {"name": f"{entry.test_id} {entry.title}", "number": entry.test_id,
                 "score": 0.0 if entry.score is None else entry.score, "max_score": entry.points,
-                "visibility": "after_published" if entry.hidden else "visible"}
+                "visibility": visibility_of(entry.test_id)}
         if entry.status in ("passed", "failed"):
             test["status"] = entry.status
         message = entry.message
@@ -274,12 +273,12 @@ def fallback_results(manifest, error_text, execution_time=0.0, selection=None):
     tests = []
     questions = (manifest or {}).get("questions", {})
     for test_id, test in (manifest or {}).get("tests", {}).items():
-        if test.get("type") != "coding" or not selected(test_id, selection):
+        if test.get("type") != "coding" or not is_selected(test_id, selection):
             continue
         title = questions.get(test.get("question"), {}).get("title", "")
         tests.append({"name": f"{test_id} {title}".strip(), "number": test_id, "score": 0.0,
                       "max_score": float(test.get("points", 0.0)), "status": "failed",
-                      "visibility": "after_published" if test_id.endswith("-hidden") else "visible",
+                      "visibility": visibility_of(test_id),
                       "output": "not graded: the autograder itself failed (not your code); please tell your TAs"})
     return {"score": 0.0, "execution_time": round(max(execution_time, 0.0), 3),
             "output": "The autograder itself failed (not your code), so nothing was graded; please tell your TAs.\n"

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from .. import printed, protocol
+from .. import printed, protocol, settings
 from ..errors import GraderError, ProtocolError, StudentCodeError
 from ..paths import GRADING
 from ..worker.probes import index as probe_index
@@ -24,8 +24,6 @@ from . import launchers
 _FRAME = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')
 WORKER_SCRIPT = GRADING / "worker" / "start.py"
 OUTPUT_TAIL_BYTES = 4096
-IMPORT_TIMEOUT_S = 30.0
-START_TIMEOUT_S = 180.0  # importing torch: about 2 s on Gradescope, much more on a loaded laptop
 WAIT_NOTICE_S = 15.0  # a call that runs this long (or half its limit) makes the grader say what it waits for
 _FUNCTION_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 SIGNAL_NAMES = {4: "SIGILL, illegal instruction", 6: "SIGABRT, aborted", 7: "SIGBUS, bus error",
@@ -191,9 +189,9 @@ def _start_failure(hello, returncode, seconds, limit_s, output):
 class Worker:
     """One worker process for one submission folder, restarted after a failure."""
 
-    def __init__(self, submission_dir, timeout_s=60.0, launcher=None, *, import_timeout_s=IMPORT_TIMEOUT_S,
-                 start_timeout_s=START_TIMEOUT_S, time_budget_s=None, collect_stats=False, trace_calls=False,
-                 on_wait=None):
+    def __init__(self, submission_dir, timeout_s=settings.CALL_TIMEOUT_S, launcher=None, *,
+                 import_timeout_s=settings.IMPORT_TIMEOUT_S, start_timeout_s=settings.START_TIMEOUT_S, time_budget_s=None,
+                 collect_stats=False, trace_calls=False, on_wait=None):
         self.launcher = launcher if launcher is not None else launchers.Launcher()
         self.display_dir = Path(submission_dir).resolve()  # what messages show
         self.submission_dir = self.launcher.prepare_submission(self.display_dir)  # what the worker imports
@@ -528,8 +526,7 @@ class Worker:
                                    + f", while running {doing}", kind="timeout")
         unimplemented = error.get("unimplemented")
         if unimplemented:
-            raise StudentCodeError(f"{unimplemented}: not implemented yet", not_implemented=True,
-                                   kind="not_implemented")
+            raise StudentCodeError(f"{unimplemented}: not implemented yet", kind="not_implemented")
         trace = self._shown(error.get("traceback", ""))
         kind = str(error.get("type", "Exception"))
         where = error.get("where")
@@ -542,8 +539,7 @@ class Worker:
             head += f": {message.splitlines()[0][:300]}"
         if where:
             head += f" (running {doing})"
-        raise StudentCodeError(self._shown(head) + (f"\n{trace}" if trace else ""),
-                               not_implemented=bool(error.get("not_implemented")), kind="error")
+        raise StudentCodeError(self._shown(head) + (f"\n{trace}" if trace else ""), kind="error")
 
     # -- the backstop ----------------------------------------------------------
     def _allowance(self, wanted_s, doing):

@@ -164,17 +164,16 @@ def error_reply(error, submission_dir):
         traceback.clear_frames(error.__traceback__)  # free what the student allocated before formatting
     if isinstance(error, NotCalledAgain):
         return {"type": "NotCalledAgain", "hung": str(error)[:MAX_TEXT], "message": "", "traceback": "",
-                "not_implemented": False, "unimplemented": None, "memory": False,
+                "unimplemented": None, "memory": False,
                 "where": innermost_student_function(error, submission_dir)}
     try:
         return {"type": type(error).__name__, "message": str(error)[:MAX_TEXT],
                 "traceback": student_traceback(error, submission_dir),
-                "not_implemented": isinstance(error, NotImplementedError),
                 "unimplemented": unimplemented_function(error, submission_dir), "memory": memory,
                 "where": innermost_student_function(error, submission_dir)}
     except BaseException as inner:  # e.g. a __str__ that raises, or no memory left to format
         return {"type": type(error).__name__, "message": "", "traceback": f"{type(error).__name__} "
-                f"(its message could not be shown: {type(inner).__name__})", "not_implemented": False,
+                f"(its message could not be shown: {type(inner).__name__})",
                 "unimplemented": None, "memory": memory or isinstance(inner, MemoryError)}
 
 

@@ -9,6 +9,7 @@ import math
 import torch
 
 MIN_EXPECTED = 5  # the usual rule for the chi-square approximation
+MIN_P_VALUE = 1e-6  # every sampling test's threshold: a correct sampler fails with probability below 1e-6
 
 
 def chi_square_p_value(codes, log_probs):

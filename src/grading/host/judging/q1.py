@@ -5,7 +5,7 @@ import math
 import torch
 
 from .checks import expect_close, expect_tensor, fail
-from .goodness_of_fit import chi_square_p_value
+from .goodness_of_fit import MIN_P_VALUE, chi_square_p_value
 
 FLOAT64_TOL = dict(atol=1e-5, rtol=1e-5)  # float64 inputs: any summation order
 FLOAT32_TOL = dict(atol=1e-4, rtol=1e-5)  # float32 logits or models
@@ -105,7 +105,7 @@ def expect_fvsbn_log_prob(result, expected, *, case, hidden=False, **tol):
         raise
 
 
-def check_distribution(codes, log_probs, *, what, case, p_min=1e-6):
+def check_distribution(codes, log_probs, *, what, case, p_min=MIN_P_VALUE):
     """Fail unless the sample ``codes`` pass Pearson's chi-square test against ``exp(log_probs)`` at ``p_min``."""
     p_value, stat, df = chi_square_p_value(codes, log_probs)
     if p_value < p_min:

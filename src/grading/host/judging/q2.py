@@ -12,7 +12,6 @@ from .checks import expect_tensor, fail, needs  # noqa: F401  (needs: used by th
 F32 = dict(atol=1e-5, rtol=1e-4)  # float32 matrix products of width <= 64, any summation order
 LL = dict(atol=1e-4, rtol=1e-5)  # sums of D float32 log-probabilities
 NORMALISATION_ATOL = 1e-4  # |sum_x p(x) - 1| over all 2**D inputs, float32 logits
-MIN_P_VALUE = 1e-6  # chi-square test: a correct sampler fails with probability below 1e-6
 
 
 # ---------------------------------------------------------------------------
@@ -110,7 +109,7 @@ def expect_model_depends_on_inputs(out, *, what, case):
                         "sample can be judged")
 
 
-def chi_square_p_value(samples, all_x, logits):
+def sample_p_value(samples, all_x, logits):
     """p-value of Pearson's chi-square test of binary ``samples`` (n, D) against
     p(x) = exp(bernoulli_ll(x, logits)) over all outcomes ``all_x`` (2**D, D), in any order."""
     log_p = bernoulli_ll(all_x, logits)

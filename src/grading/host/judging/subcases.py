@@ -18,7 +18,9 @@ class SubCases:
     """The parts of a partial-credit test: each part adds its points when its block passes.
 
     Use ``with cases.case(points, name): ...`` for each part, then
-    ``cases.finish(set_score)``; :func:`run_subcases` does the same for a list of
+    ``cases.finish(set_score)``.  ``SubCases()`` takes the test's total from ``tests/points.json`` (through the
+    ``set_score`` of ``@graded(..., partial=True)``) and scales the parts' points to it, so that adding a part
+    changes only the test file; ``SubCases(total)`` insists that the parts add up to ``total``. :func:`run_subcases` does the same for a list of
     functions.  A failing part is recorded and the next one runs.  ``finish`` sets
     the score and raises one error listing every failed part: a
     ``StudentCodeError`` if the student's code raised, timed out or crashed in any
@@ -38,11 +40,13 @@ class SubCases:
     the plugin (:func:`take_parts`), which writes them into results.json.
     """
 
-    def __init__(self, total):
+    def __init__(self, total=None):
         self.total, self.declared, self.earned, self.count = total, 0.0, 0.0, 0
         self.failures, self.student_error, self.absent = [], None, None
+        self.stub_part = False  # a part failed because the student's function is not implemented yet
         self.verdicts, self.gated = {}, []  # name -> "passed" / "failed" / "absent"; parts with requires
         self.order = []  # (name, points) of each part, in the order they ran
+        self.scale = 1.0  # points in the test's total per point given to case(); set by finish
 
     @contextlib.contextmanager
     def case(self, points, name, requires=()):
@@ -58,9 +62,10 @@ class SubCases:
             self.verdicts[name] = "absent"
         except StudentCodeError as error:
             self.student_error = self.student_error or error
-            self.failures.append((f"{name}, {points:g} pt", str(error)))
+            self.stub_part = self.stub_part or error.kind == "not_implemented"
+            self.failures.append((name, points, str(error)))
         except AssertionError as error:
-            self.failures.append((f"{name}, {points:g} pt", str(error)))
+            self.failures.append((name, points, str(error)))
         else:
             self.verdicts[name] = "passed"
             requires = (requires,) if isinstance(requires, str) else tuple(requires)
@@ -84,9 +89,13 @@ class SubCases:
                 self.earned += points
             elif self.verdicts[name] == "not credited":
                 missing = ", ".join(f"'{r}'" for r in requires if self.verdicts.get(r) != "passed")
-                self.failures.append((f"{name}, {points:g} pt",
+                self.failures.append((name, points,
                                       f"not credited: what this part checks holds even for code that computes "
                                       f"nothing, so its points need a correct result in {missing}, which failed"))
+
+    def _points(self, points):
+        """A part's points in the test's total (``SubCases()``: its share scaled to the manifest's total)."""
+        return points if self.scale == 1.0 else round(points * self.scale, 6)
 
     @property
     def parts(self):
@@ -95,29 +104,42 @@ class SubCases:
             verdict = self.verdicts[name]
             return points if verdict == "passed" else None if verdict == "absent" else 0.0
 
-        return [(name, points, earned(name, points)) for name, points in self.order]
+        return [(name, self._points(points), earned(name, self._points(points))) for name, points in self.order]
+
+    def _scale_to(self, set_score):
+        """Fix ``total`` and ``scale``: the parts' points as given, or (``SubCases()``) as shares of the
+        manifest's total for this test."""
+        if self.total is None:
+            self.total = float(set_score.total)
+            self.scale = 1.0 if abs(self.declared - self.total) < 1e-9 else self.total / self.declared
+        else:
+            assert abs(self.declared - self.total) < 1e-9, \
+                f"the parts' points add up to {self.declared}, not {self.total}"
+            self.scale = 1.0
 
     def finish(self, set_score):
-        assert abs(self.declared - self.total) < 1e-9, f"the parts' points add up to {self.declared}, not {self.total}"
+        self._scale_to(set_score)
         unknown = [r for _, _, requires in self.gated for r in requires if r not in self.verdicts]
         assert not unknown, f"requires names no part of this test: {unknown}"
         self._credit_gated_parts()
-        set_score(round(min(self.earned, self.total), 6))
+        earned = self.earned if self.scale == 1.0 else self.earned * self.scale
+        set_score(round(min(earned, self.total), 6))
         _FINISHED_PARTS.extend(self.parts)
         if not self.failures:
             if self.absent is not None:
                 raise self.absent
             return
         lines, seen = [], set()
-        for name, message in self.failures:
-            lines.append(f"- [{name}] " + ("(same error as above)" if message in seen else message))
+        for name, points, message in self.failures:
+            label = f"{name}, {self._points(points):g} pt"
+            lines.append(f"- [{label}] " + ("(same error as above)" if message in seen else message))
             seen.add(message)
         message = f"{len(self.failures)} of {self.count} parts failed:\n" + "\n".join(lines)
         if self.absent is not None:
             message += ("\n(the score shown counts only the parts judged here: the others need the hidden values, "
                         "so their verdict is unknown in this copy)")
         if self.student_error is not None:
-            raise StudentCodeError(message, not_implemented=self.student_error.not_implemented)
+            raise StudentCodeError(message, kind="not_implemented" if self.stub_part else self.student_error.kind)
         raise AssertionError(message)
 
 
