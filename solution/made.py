@@ -14,6 +14,12 @@ Degrees (0-based, as in the rest of the problem set)
   (a unit of degree D-1 could only feed outputs that do not exist).
 * Output unit ``o`` models input ``d = o % D`` (parameter ``o // D`` of it, when
   ``nout = k * D``); it may depend on inputs of degree strictly below ``m0[d]``.
+
+Using another file of yours: ``import autoregressive`` (or ``from autoregressive
+import bernoulli_log_likelihood``).  Your three files are imported as top-level
+modules from the folder that is graded (locally and on Gradescope), so that is
+how one finds another; ``from submission.autoregressive import ...`` is taken to
+mean the same file of the graded folder.
 """
 import math
 

@@ -10,6 +10,12 @@ channels are split into C groups: channel ``i`` of a layer with ``n`` channels
 belongs to group ``(i * C) // n``.  Group ``c`` of any layer carries information
 for colour ``c``; at the centre pixel a type-A mask lets output group ``g`` see
 input groups ``h < g``, a type-B mask input groups ``h <= g``.
+
+Using another file of yours: ``import autoregressive`` (or ``from autoregressive
+import bernoulli_log_likelihood``).  Your three files are imported as top-level
+modules from the folder that is graded (locally and on Gradescope), so that is
+how one finds another; ``from submission.autoregressive import ...`` is taken to
+mean the same file of the graded folder.
 """
 import torch
 import torch.nn as nn
