@@ -343,7 +343,11 @@ def test_bombs_loops_crashes_and_spam_each_cost_their_test(runs):
         assert re.match(r"made.MaskedLinear.forward \(line \d+\) did not return within 6 s", fork_bomb), fork_bomb
     else:
         assert "fork bomb not started" in fork_bomb, fork_bomb
-    assert "entries differ" in run.test("3a-0-basic")["output"]
+    spam = run.test("3a-0-basic")["output"]
+    assert "entries differ" in spam
+    # the student's own output, capped: the start of the first 1 MB line, then how many lines were left out
+    assert "what your code printed during this test" in spam and "| ... 199 more lines" in spam, spam[-600:]
+    assert len(spam) < 5000, len(spam)
     assert len(run.stdout) < 100_000 and run.results_path.stat().st_size < 100_000, run  # 100 MB printed
     assert run.seconds < 150, run
 

@@ -132,6 +132,7 @@ def _wrapped(text, first_indent, indent):
 
 
 PRINTED_LABEL = "what your code printed during this test (its stdout and stderr):"
+PRINTED_LINE_CHARS = 500  # a longer printed line is cut where it is shown
 
 
 def printed_lines(printed):
@@ -142,7 +143,7 @@ def printed_lines(printed):
     lines = [PRINTED_LABEL]
     for line in printed["text"].splitlines():
         line = "".join(c if c == "\t" or (" " <= c != "\x7f") else "?" for c in line)
-        lines.append(f"| {line}")
+        lines.append(f"| {line[:PRINTED_LINE_CHARS]}" + (" [... cut]" if len(line) > PRINTED_LINE_CHARS else ""))
     if printed["more_lines"]:
         lines.append(f"| ... {printed['more_lines']} more lines")
     return lines
