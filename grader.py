@@ -227,7 +227,7 @@ def run(args, started, state):
 
 def emergency_results(state, error_text, seconds):
     """results.json when the grader failed: ``report.fallback_results`` (the standard library only), or None if
-    even that cannot be imported (on Gradescope ``run_autograder`` then writes one itself)."""
+    even that cannot be imported (on Gradescope the autograder's own start script then writes one)."""
     try:
         from src.grading.host import report
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import settings
 from ..errors import GraderError
 from ..paths import GRADING, ROOT
+from ..proc import status_fields
 from .permission_journal import SAFE_PATH, TemporaryPermissions
 
 IS_WINDOWS = os.name == "nt"
@@ -400,20 +401,12 @@ def _pids():
         return []
 
 
-def _status_fields(pid):
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            return dict(line.rstrip("\n").split(":\t", 1) for line in handle if ":\t" in line)
-    except OSError:
-        return {}
-
-
 def _zombie_children():
     """Zombies whose parent is this process and whose real uid is not root's."""
     me = str(os.getpid())
     found = []
     for pid in _pids():
-        status = _status_fields(pid)
+        status = status_fields(pid)
         if (status.get("State", "").startswith("Z") and status.get("PPid") == me
                 and status.get("Uid", "0").split()[0] != "0"):
             found.append(pid)
@@ -424,7 +417,7 @@ def user_processes(uid):
     """Pids of the live (not zombie) processes whose real, effective or saved uid is ``uid`` (Linux)."""
     found = []
     for pid in _pids():
-        status = _status_fields(pid)
+        status = status_fields(pid)
         if not status or status.get("State", "").startswith(("Z", "X")):
             continue
         if str(uid) in status.get("Uid", "").split()[:3]:

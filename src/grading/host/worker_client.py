@@ -4,7 +4,6 @@
 returns its plain-data result; whatever the student's code does wrong comes back as a ``StudentCodeError``
 whose first line says what happened.  README's "Time limits" and "Map of the grader" tell the rules.
 """
-import ast
 import os
 import queue
 import re
@@ -20,170 +19,13 @@ from ..errors import GraderError, ProtocolError, StudentCodeError
 from ..paths import GRADING
 from ..worker.probes import index as probe_index
 from . import launchers
+from .messages import describe_call, ending, qualified_name, short, start_failure
+from .worker_pipes import Channels, OutputTail, rss_kb
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')
 WORKER_SCRIPT = GRADING / "worker" / "start.py"
-OUTPUT_TAIL_BYTES = 4096
 WAIT_NOTICE_S = 15.0  # a call that runs this long (or half its limit) makes the grader say what it waits for
 _FUNCTION_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
-SIGNAL_NAMES = {4: "SIGILL, illegal instruction", 6: "SIGABRT, aborted", 7: "SIGBUS, bus error",
-                8: "SIGFPE, arithmetic error", 9: "SIGKILL, killed", 11: "SIGSEGV, segmentation fault",
-                13: "SIGPIPE", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ, file size limit exceeded"}
-
-
-class _OutputTail:
-    """Drains a pipe in a thread and keeps only its last bytes (output spam costs nothing)."""
-
-    def __init__(self, stream):
-        self.tail = b""
-        self.total = 0
-        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _drain(self, stream):
-        try:
-            for chunk in iter(lambda: stream.read1(65536), b""):
-                self.total += len(chunk)
-                self.tail = (self.tail + chunk)[-OUTPUT_TAIL_BYTES:]
-        except (OSError, ValueError):
-            pass
-        finally:  # this thread owns the pipe: closing it from another thread could block on its lock
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
-
-    def text(self):
-        self._thread.join(timeout=1.0)
-        return self.tail.decode("utf-8", "replace").strip()
-
-
-class _Channels:
-    """Two private pipes between grader and worker: requests in, replies out (stdin stays empty)."""
-
-    def __init__(self):
-        self.request_read, self.request_write = os.pipe()
-        self.response_read, self.response_write = os.pipe()
-        if launchers.IS_WINDOWS:  # no pass_fds on Windows: inherit exactly these two handles
-            import msvcrt
-
-            handles = [msvcrt.get_osfhandle(self.request_read), msvcrt.get_osfhandle(self.response_write)]
-            for handle in handles:
-                os.set_handle_inheritable(handle, True)
-            info = subprocess.STARTUPINFO()
-            info.lpAttributeList = {"handle_list": handles}
-            self.specs = [f"handle:{handle}" for handle in handles]
-            self.popen_kwargs = {"startupinfo": info, "close_fds": True}
-        else:
-            self.specs = [f"fd:{self.request_read}", f"fd:{self.response_write}"]
-            self.popen_kwargs = {"pass_fds": (self.request_read, self.response_write)}
-
-    def close_child_ends(self):
-        for fd in (self.request_read, self.response_write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def close_all(self):
-        self.close_child_ends()
-        for fd in (self.request_write, self.response_read):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def parent_ends(self):
-        return os.fdopen(self.request_write, "wb", buffering=0), os.fdopen(self.response_read, "rb")
-
-
-def _rss_kb(pid):
-    """(resident, peak resident) size of ``pid`` in kB, or (None, None) where it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            fields = dict(line.split(":", 1) for line in status if ":" in line)
-        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
-    except (OSError, KeyError, ValueError):
-        pass
-    if sys.platform == "darwin":
-        try:
-            out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True, timeout=5)
-            rss = int(out.stdout.strip())
-            return rss, None
-        except (OSError, ValueError, subprocess.SubprocessError):
-            pass
-    return None, None
-
-
-def _qualified_name(path, line, function):
-    """``MADE.forward`` for the function ``forward`` at ``line`` of ``path`` (read with ast, never run)."""
-    try:
-        tree = ast.parse(Path(path).read_bytes())
-    except (OSError, SyntaxError, ValueError):
-        return function
-    best = None
-
-    def visit(node, prefix):
-        nonlocal best
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                name = f"{prefix}{child.name}"
-                end = getattr(child, "end_lineno", None) or child.lineno
-                if child.lineno <= line <= end and not isinstance(child, ast.ClassDef) and child.name == function:
-                    best = name
-                visit(child, name + ".")
-
-    visit(tree, "")
-    return best or function
-
-
-def _short(value, limit=60):
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return f"tensor{tuple(value.shape)}"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def describe_call(probe, kwargs):
-    """``q1.bernoulli_ll(seed=0, shape=[4, 3])``: the input case, never an expected value."""
-    text = f"{probe}({', '.join(f'{k}={_short(v)}' for k, v in kwargs.items())})"
-    return text if len(text) <= 240 else text[:237] + "..."
-
-
-def _ending(returncode):
-    """``exit status 1`` or ``signal 11: SIGSEGV, segmentation fault``."""
-    if returncode >= 0:
-        return f"exit status {returncode}"
-    return f"signal {-returncode}" + (f": {SIGNAL_NAMES[-returncode]}" if -returncode in SIGNAL_NAMES else "")
-
-
-def _last_lines(text, lines=15, limit=1200):
-    """The end of ``text``: whole lines only, at most ``limit`` characters (the last line may be cut at its
-    start, never at its end, where an error message says what happened)."""
-    kept = []
-    for line in reversed(text.strip().splitlines()):
-        if kept and (len(kept) == lines or sum(map(len, kept)) + len(line) > limit):
-            break
-        kept.append(line if len(line) <= limit else "..." + line[-limit:])
-    return "\n".join(reversed(kept))
-
-
-def _start_failure(hello, returncode, seconds, limit_s, output):
-    """What went wrong when the worker did not say hello: exited (how, after how long), went silent, or sent
-    something else; the first line ends with the worker's last line of output, the lines before it follow."""
-    if returncode is not None:
-        head = f"the worker exited during start-up after {seconds:.1f} s ({_ending(returncode)})"
-    elif hello is None:
-        head = f"the worker did not start within {seconds:.0f} s (the limit is {limit_s:g} s; a very busy machine?)"
-    elif isinstance(hello, BaseException):
-        head = f"the worker stopped answering during start-up after {seconds:.1f} s ({type(hello).__name__}: {hello})"
-    else:
-        head = f"the worker sent {str(hello)[:80]!r} instead of its hello after {seconds:.1f} s"
-    tail = _last_lines(output)
-    if not tail:
-        return head + "; it printed nothing"
-    last = tail.splitlines()[-1]
-    return f"{head}: {last}" + (f"\nits last lines:\n{tail}" if "\n" in tail else "")
 
 
 class Worker:
@@ -226,7 +68,7 @@ class Worker:
             self._await_hello()
 
     def _launch(self):
-        channels = _Channels()
+        channels = Channels()
         command = [sys.executable, "-u", str(WORKER_SCRIPT), str(self.submission_dir), *channels.specs,
                    self.launcher.limits.as_argument()]
         kwargs = dict(stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -241,7 +83,7 @@ class Worker:
         self._process = process
         self._hello = None
         self._requests, self._responses = channels.parent_ends()
-        self._output = _OutputTail(process.stdout)
+        self._output = OutputTail(process.stdout)
         self._replies = queue.Queue()
         self._started_at = time.monotonic()
         self._memory_killed = False
@@ -263,7 +105,7 @@ class Worker:
                 returncode = None
             output = self._output.text()
             self.stop()
-            raise GraderError(_start_failure(hello, returncode, seconds, self.start_timeout_s, output))
+            raise GraderError(start_failure(hello, returncode, seconds, self.start_timeout_s, output))
         self._hello = hello["hello"]
         baseline = self._hello.get("memory", {}).get("rss_kb")
         threading.Thread(target=self._watch_memory, args=(process, baseline), daemon=True).start()
@@ -292,7 +134,7 @@ class Worker:
         grows by more than the limit.  Also records the peak resident size for the statistics."""
         interval = 0.1 if os.path.exists("/proc") else 0.5
         while process.poll() is None:
-            rss, peak = _rss_kb(process.pid)
+            rss, peak = rss_kb(process.pid)
             if rss is None:
                 if not os.path.exists("/proc") and sys.platform != "darwin":
                     return  # nothing to watch with on this platform (Windows)
@@ -313,7 +155,7 @@ class Worker:
         entry = {"pid": process.pid, "seconds": round(time.monotonic() - self._started_at, 3)}
         if self.collect_stats and process.poll() is None and self._hello is not None:
             entry.update(self._final_stats(process))
-        _rss, peak = _rss_kb(process.pid)
+        _rss, peak = rss_kb(process.pid)
         peaks = [p for p in (peak, self._peak_rss_kb, entry.pop("peak_rss_kb", None)) if p]
         entry["peak_rss_kb"] = max(peaks) if peaks else None
         self.launcher.kill_all(process)
@@ -399,7 +241,7 @@ class Worker:
                 isinstance(reply, dict) and reply.get("seq") == self._seq and isinstance(reply.get("ok"), bool)):
             self.stop()
             raise StudentCodeError(f"{doing}: the process running your code sent an invalid reply "
-                                   f"({_short(reply, 120)})", kind="crash")
+                                   f"({short(reply, 120)})", kind="crash")
         if "output" in reply:
             self.printed.setdefault(self.current_test, []).append(reply["output"])
         if not reply["ok"]:
@@ -450,7 +292,7 @@ class Worker:
                 path = self.display_dir / f"{module}.py"
                 if float(frame["seconds"]) >= 0.5 * elapsed and _FUNCTION_NAME.fullmatch(name) and path.is_file():
                     if "." not in function:  # Python < 3.11 names no class: find it in the file
-                        name = f"{module}.{_qualified_name(path, line, function)}"
+                        name = f"{module}.{qualified_name(path, line, function)}"
                     return name, line, str(frame.get("arguments") or "")[:300]
         except (TypeError, KeyError, ValueError, AttributeError):
             pass
@@ -494,7 +336,7 @@ class Worker:
             if inside:
                 if function == "<module>":
                     return f"line {line} of {Path(file).name}"
-                return f"{Path(file).stem}.{_qualified_name(file, int(line), function)} (line {line})"
+                return f"{Path(file).stem}.{qualified_name(file, int(line), function)} (line {line})"
         return None
 
     def _died(self, doing):
@@ -511,7 +353,7 @@ class Worker:
         if memory:
             raise StudentCodeError(f"{doing}: memory limit ({self.memory_mb} MB) exceeded; the process running your "
                                    "code was stopped", kind="memory")
-        how = _ending(returncode) if returncode is not None else "it closed its channel to the grader"
+        how = ending(returncode) if returncode is not None else "it closed its channel to the grader"
         hint = f" (over the memory limit of {self.memory_mb} MB?)" if returncode in (-9, 137) else ""
         head = f"{where}: the process running your code ended ({how}){hint} while running {doing}" if where else \
             f"{doing}: the process running your code ended ({how}){hint}"
@@ -604,5 +446,5 @@ class Worker:
             self.last_seconds = time.monotonic() - started
             self.used_s += self.last_seconds
             if self.collect_stats and self._process is not None:
-                _rss, peak = _rss_kb(self._process.pid)
+                _rss, peak = rss_kb(self._process.pid)
                 self.calls.append({"probe": probe, "seconds": round(self.last_seconds, 3), "peak_rss_kb": peak})

@@ -19,7 +19,6 @@ printed something (``student_output.py``); meanwhile ``StackWatch`` sends notes 
 import faulthandler
 import functools
 import importlib
-import json
 import os
 import signal
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 import torch
 
 from .. import protocol
+from ..proc import memory_kb
 from .frames import MAX_TEXT, innermost_student_function, student_traceback, unimplemented_function
 from .probes import registry
 from .stack_watch import StackWatch
@@ -90,19 +90,8 @@ def handle(request, submission):
             return {"value": plain(value), "entered": entered}
         return plain(run())
     if request["op"] == "stats":
-        return {"modules": sorted({name.split(".")[0] for name in list(sys.modules)}), **memory_status()}
+        return {"modules": sorted({name.split(".")[0] for name in list(sys.modules)}), **memory_kb()}
     raise ValueError(f"unknown request {request['op']!r}")
-
-
-def memory_status():
-    """Virtual size, resident size and peak resident size of this process in kB (Linux; else empty)."""
-    try:
-        with open("/proc/self/status") as status:
-            fields = dict(line.split(":", 1) for line in status if ":" in line)
-        return {key: int(fields[name].split()[0]) for key, name in
-                (("vm_kb", "VmSize"), ("rss_kb", "VmRSS"), ("peak_rss_kb", "VmHWM")) if name in fields}
-    except (OSError, ValueError):
-        return {}
 
 
 def apply_limits(limits):
@@ -131,7 +120,7 @@ def apply_limits(limits):
         limit("RLIMIT_FSIZE", limits["fsize_mb"] * 1024 * 1024)
     if limits.get("nproc"):
         limit("RLIMIT_NPROC", limits["nproc"])
-    vm_kb = memory_status().get("vm_kb")
+    vm_kb = memory_kb().get("vm_kb")
     if limits.get("memory_mb") and vm_kb and sys.platform.startswith("linux"):
         # Address space, relative to what Python and torch already mapped (the CUDA build of torch maps
         # several GB that it never touches; the CPU build about 640 MB).
@@ -177,13 +166,13 @@ def error_reply(error, submission_dir):
                 "unimplemented": None, "memory": memory or isinstance(inner, MemoryError)}
 
 
-def main(argv):
+def main(argv, limits):
+    """The request loop; ``argv`` as ``start.py`` got it, ``limits`` its parsed ``LIMITS_JSON``."""
     submission_dir = Path(argv[1]).resolve()
     requests, responses = open_channel(argv[2], "rb"), open_channel(argv[3], "wb")
-    limits = json.loads(argv[4]) if len(argv) > 4 else {}
     torch.set_num_threads(int(limits.get("threads", 1)))
     _enable_stack_dumps()
-    started = memory_status()
+    started = memory_kb()
     applied = apply_limits(limits)
     sys.path.insert(0, str(submission_dir))
     student_imports.install()  # `submission.<name>` is the graded folder's <name>, nothing else

@@ -9,6 +9,7 @@ drains and truncates.  ``LIMITS_JSON``: ``launchers.Limits``, which the worker s
 Only the standard library is imported before ``sys.path`` starts with this checkout: Python puts this
 script's folder first, which is not for student code.
 """
+import json
 import sys
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def _own_path():
 
 if __name__ == "__main__":
     sys.dont_write_bytecode = True
+    limits = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}  # a bad argument fails at once, before torch loads
     _own_path()
     from src.grading.worker.main import main
 
-    sys.exit(main(sys.argv))
+    sys.exit(main(sys.argv, limits))
