@@ -98,7 +98,7 @@ class StandinTensor(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is torch.Tensor.numpy:
+        if func in (torch.Tensor.numpy, torch.Tensor.__array__):
             raise DeviceMixingError(
                 f"Tensor.numpy() of a tensor on {NAME}: CUDA refuses it (TypeError: can't convert cuda:0 device "
                 "type tensor to numpy); stay in torch, or copy with .cpu() first", kind="numpy", op="Tensor.numpy")

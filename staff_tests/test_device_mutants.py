@@ -21,9 +21,8 @@ import json
 import shutil
 
 import pytest
-import torch
-
 from conftest import ROOT
+
 from src import device_check
 
 CATALOGUE = json.loads((ROOT / "staff_tests" / "device_mutants" / "catalogue.json").read_text())
