@@ -92,6 +92,10 @@ class StandinTensor(torch.Tensor):
     def __repr__(self, **kwargs):
         return f"StandinTensor({self._data!r})"
 
+    @property
+    def is_meta(self):  # Module.load_state_dict skips (a silent no-op) parameters that say they are meta
+        return False
+
     def __reduce_ex__(self, protocol):  # torch.save of a stand-in tensor saves its CPU values
         return self._data.__reduce_ex__(protocol)
 
@@ -329,14 +333,18 @@ def is_device_error(error):
         isinstance(error, (RuntimeError, TypeError)) and any(p in str(error) for p in _CUDA_PATTERNS + (_SET_DATA_PATTERN,)))
 
 
+def student_frames(error, student_files):
+    """``[(qualname, file name, line)]`` of the traceback frames in one of ``student_files``, outermost first."""
+    files = {Path(f).resolve() for f in student_files}
+    return [(frame.f_code.co_qualname, Path(frame.f_code.co_filename).name, lineno)
+            for frame, lineno in traceback.walk_tb(error.__traceback__)
+            if Path(frame.f_code.co_filename).resolve() in files]
+
+
 def student_frame(error, student_files):
     """``(qualname, file name, line)`` of the innermost traceback frame in one of ``student_files``, or None."""
-    files = {Path(f).resolve() for f in student_files}
-    found = None
-    for frame, lineno in traceback.walk_tb(error.__traceback__):
-        if Path(frame.f_code.co_filename).resolve() in files:
-            found = (frame.f_code.co_qualname, Path(frame.f_code.co_filename).name, lineno)
-    return found
+    frames = student_frames(error, student_files)
+    return frames[-1] if frames else None
 
 
 def _attribute_of(model, t):
@@ -398,8 +406,11 @@ def explain(error, student_files, model=None):
                 f"{Path(origin.file).name}), then it was {used}: pass device=... (the model's device)")
     elif error.kind == "index":
         what = "a CPU tensor was indexed with a tensor on the device, which CUDA refuses: create it on the device"
-    else:
+    else:  # made outside the student's code: the function that was given it is the one to blame
+        entry = student_frames(error, student_files)[0] if where else None
         shape = f" of shape {_shape(t)}" if t is not None else ""
-        what = (f"a CPU tensor{shape}, made outside your code (an argument?), met the model's tensors on the "
-                f"device in {error.op}: move it to the model's device with .to(device)")
+        inside = f" in {where[0]} (line {where[2]} of {where[1]})" if where and where != entry else at
+        return (f"{entry[0] if entry else func}: a CPU tensor{shape} that it was given (a batch? an argument?) met "
+                f"the model's tensors on the device ({error.op}){inside}: move it to the model's device with "
+                f".to(device)")
     return f"{func}: {what}{at}"
