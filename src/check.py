@@ -394,9 +394,13 @@ def run(model_name, impl="submission", out_dir=Path("runs/check"), log=print):
         impl: whose code (see ``src.models.load_impl``).
         out_dir: folder of the pictures (``made.png``, ``pixelcnn.png``, ``pixelcnn_color.png``).
 
+    Before the verdict, one line says whether the model's functions give the CPU's values on another
+    device (``src.device_check`` on the stand-in GPU), or one line per function that does not.
+
     Returns:
         the exit status: 0 autoregressive, 1 a forbidden dependency (the last line names the
-        first one), 2 no verdict (the model does not run as the contract says).  A stub that is
+        first one) or device-unsafe code (the lines before it name the functions), 2 no verdict
+        (the model does not run as the contract says).  A stub that is
         not implemented yet raises ``NotImplementedError`` (the CLI makes it one line).
     """
     from .models import load_impl
@@ -424,6 +428,10 @@ def run(model_name, impl="submission", out_dir=Path("runs/check"), log=print):
         else:
             path = plot_pixelcnn(results[-1], out_dir / "pixelcnn_color.png", colour=True)
             log(f"wrote {path}: what each colour of one pixel sees")
+    # the same functions on another device (the stand-in for a GPU): one line, or one per unsafe function
+    from . import device_check
+
+    device_safe = device_check.report(modules, model_name, log)
     violations = [v for v in (r.first_violation() for r in results) if v]
     log(f"autoregressive: NO: {violations[0]}" if violations else "autoregressive: yes")
-    return 1 if violations else 0
+    return 1 if violations or not device_safe else 0

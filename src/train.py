@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from . import standin_device
+
 LAST, BEST = "last.pt", "best.pt"
 
 
@@ -135,6 +137,8 @@ def save_atomic(obj, path):
 def load_checkpoint(path, map_location="cpu"):
     """Load a checkpoint written by :func:`train` (``weights_only=True``: tensors
     and plain Python data only)."""
+    if standin_device.is_standin(map_location):
+        map_location = "cpu"  # loading copies the CPU values into the model on the stand-in
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
@@ -206,12 +210,24 @@ def mean_nll(model, loader):
 
 
 def resolve_device(device):
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; anything else as given."""
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; anything else as given.
+
+    Staff tests without a GPU: with ``PSET_STANDIN_DEVICE=1`` in the environment, ``"cuda"`` means
+    the stand-in device of :mod:`src.standin_device` (CUDA's rules of device mixing, CPU values).
+    """
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available() \
+            and os.environ.get(standin_device.ENV_VAR) == "1":
+        return standin_device.activate_for_process()
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA GPU is available (use --device cpu)")
     return device
+
+
+def make_generator(device, seed):
+    """A ``torch.Generator`` for sampling on ``device``, seeded (the stand-in device draws with a CPU one)."""
+    return torch.Generator(device="cpu" if standin_device.is_standin(device) else device).manual_seed(seed)
 
 
 def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5, max_steps=None, lr_decay=1.0,
