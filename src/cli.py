@@ -132,6 +132,9 @@ def build_parser():
 
     def common(p, device=True):
         p.set_defaults(impl="submission")
+        # also after the subcommand (SUPPRESS: absent, it leaves the main parser's value alone)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show full tracebacks instead of one-line errors")
         # BEGIN STAFF ONLY
         if len(AVAILABLE_IMPLS) > 1:
             p.add_argument("--impl", choices=AVAILABLE_IMPLS, default="submission",
@@ -224,6 +227,8 @@ def build_parser():
                    help="folder of the pictures (default runs/check)")
 
     p = sub.add_parser("baseline", help="NLL of the independent-pixel and uniform baselines")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show full tracebacks instead of one-line errors")
     p.add_argument("--data", choices=["binary", "color"], default="binary",
                    help="binarised MNIST (default) or coloured MNIST")
     p.add_argument("--levels", type=_positive_int, default=4, help="levels of coloured MNIST")
@@ -334,6 +339,7 @@ def cmd_train(args):
     start = time.perf_counter()
     settings, out = _resolve_settings(args)
     replaced = _run_files(out, args)
+    before = _earlier_wall_seconds(out) if args.resume else 0.0
     device = resolve_device(args.device)
     if str(device).startswith("cuda"):
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest convolutions
@@ -362,7 +368,8 @@ def cmd_train(args):
                     lr_decay=settings.get("lr_decay", 1.0), weight_decay=settings.get("weight_decay", 0.0),
                     ema_decay=settings.get("ema"),
                     out_dir=out, patience=settings["patience"], max_steps=settings["max_steps"], device=device,
-                    resume=args.resume, config=settings, progress=not args.no_progress)
+                    resume=args.resume, config=settings, progress=not args.no_progress,
+                    wall_clock=lambda: before + time.perf_counter() - start)
 
     progress = not args.no_progress
     result = evaluate(model, test_loader, settings["impl"], progress=progress)
@@ -386,17 +393,37 @@ def cmd_train(args):
             shutil.copyfile(path, args.figures / target)
 
     seconds = time.perf_counter() - start
-    results = {"model": name, "impl": settings["impl"], "test_images": len(test_x), "test": result,
-               "independent_pixel_baseline": baseline, "best_epoch": min(history, key=lambda h: h["valid_nll"])
-               ["epoch"] if history else None, "epochs_run": len(history), "wall_seconds": seconds}
+    train_seconds = sum(h["seconds"] for h in history)
+    results = {"model": name, "impl": settings["impl"], "parameters": n_params, "test_images": len(test_x),
+               "test": result, "independent_pixel_baseline": baseline,
+               "best_epoch": min(history, key=lambda h: h["valid_nll"])["epoch"] if history else None,
+               "epochs_run": len(history), "train_seconds": train_seconds, "wall_seconds": before + seconds}
     _write_json(history, out / "history.json")
     _write_json(results, out / "results.json")
     print(f"test NLL {result['nll']:.2f} nats ({result['bits_per_dim']:.4f} bits/dim) on {len(test_x)} test images")
     print(f"independent-pixel baseline on the same images: {baseline['nll']:.2f} nats "
           f"({baseline['bits_per_dim']:.4f} bits/dim)")
     print(f"figures: {', '.join(str(p) for p in figures.values())}")
-    print(f"done in {seconds:.0f} s")
+    resumed = f"; {before + seconds:.0f} s for the whole run, all its sessions" if before else ""
+    print(f"training time: {train_seconds:.0f} s for {len(history)} epochs (training and validation; "
+          f"history.json has each epoch's)")
+    print(f"done in {seconds:.0f} s{resumed}")
     return 0
+
+
+def _earlier_wall_seconds(out):
+    """Wall time of the earlier sessions of the run in ``out``: the larger of what its last.pt (saved after
+    every epoch) and its results.json (written at the end of a session) say, 0 if neither does."""
+    from .train import load_checkpoint
+
+    seen = [0.0]
+    if (out / "last.pt").exists():
+        seen.append(float(load_checkpoint(out / "last.pt").get("wall_seconds", 0.0)))
+    try:
+        seen.append(float(json.loads((out / "results.json").read_text())["wall_seconds"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return max(seen)
 
 
 def _load_trained(args):
@@ -549,9 +576,15 @@ def _syntax_error_lines(error):
     return lines
 
 
+def _subparser(parser, command):
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+
+
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the subcommand's parser, whose -h lists the options that exist
+        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
 
     def fail(message):
         print(f"{parser.prog} {args.command}: error: {_one_line(message)}", file=sys.stderr)

@@ -403,3 +403,79 @@ def test_cli_receptive_field_says_what_it_plots(tmp_path, capsys, monkeypatch):
     assert str(checkpoint) in figures[-1]._suptitle.get_text()
     code, err = _main(args + ["--channels", "16"], capsys)
     assert code == 2 and "a checkpoint has its own size" in err
+
+
+# --------------------------------------------------------------------------- interrupts and resumes
+
+
+class _InterruptingLoader:
+    """``loader``, but Ctrl-C (KeyboardInterrupt) when batch number ``at`` (counted over all epochs) is due."""
+
+    def __init__(self, loader, at):
+        self.loader, self.at, self.count = loader, at, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            self.count += 1
+            if self.count == self.at:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def _interrupted_run(tmp_path, at, epochs=3, resume=False):
+    torch.manual_seed(0)
+    model = build_model("made", IMPL, hidden_sizes=[16])
+    messages = []
+    train_loader = _InterruptingLoader(_loader("made", _toy_images(32, seed=1), 16, shuffle=True), at)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, train_loader, _loader("made", _toy_images(16, seed=2), 16, shuffle=False), epochs=epochs,
+              lr=1e-3, out_dir=tmp_path / "run", device="cpu", resume=resume, progress=False, log=messages.append,
+              config={"model": "made"})
+    return messages[-1]
+
+
+def test_an_interrupt_says_what_was_saved(tmp_path):
+    # Ctrl-C in epoch 1: no checkpoint yet, and the message must not promise one
+    message = _interrupted_run(tmp_path, at=2)
+    assert "during epoch 1" in message and "nothing of this run was saved" in message, message
+    assert not (tmp_path / "run" / "last.pt").exists() and "--resume" not in message
+    # Ctrl-C in epoch 2 (two batches per epoch): last.pt holds epoch 1, as the message says
+    message = _interrupted_run(tmp_path, at=4)
+    assert "during epoch 2" in message and "holds the state after epoch 1" in message, message
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+    # resumed, then interrupted before its first new epoch ends: still the epoch on disk
+    message = _interrupted_run(tmp_path, at=1, resume=True)
+    assert "during epoch 2" in message and "holds the state after epoch 1" in message, message
+
+
+def test_a_resumed_run_adds_up_its_time(tmp_path, capsys):
+    _data_or_skip()
+    import time
+
+    out = tmp_path / "run"
+    small = ["train", "made", "--impl", "solution", "--out", str(out), "--hidden", "8", "--train-limit", "100",
+             "--valid-limit", "50", "--test-limit", "50", "--n-samples", "1", "--no-progress"]
+    assert cli.main(small + ["--epochs", "1"]) == 0
+    first = json.loads((out / "results.json").read_text())
+    assert load_checkpoint(out / "last.pt")["wall_seconds"] <= first["wall_seconds"]
+    started = time.perf_counter()
+    assert cli.main(small + ["--epochs", "2", "--resume"]) == 0
+    second_session = time.perf_counter() - started
+    second = json.loads((out / "results.json").read_text())
+    assert 0 < second["wall_seconds"] - first["wall_seconds"] <= second_session  # the first session counts too
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert second["train_seconds"] == pytest.approx(sum(h["seconds"] for h in history))
+    assert "for the whole run, all its sessions" in capsys.readouterr().out
+
+
+def test_cli_debug_after_the_subcommand_and_hints_name_the_subcommand(capsys):
+    parser = cli.build_parser()
+    assert parser.parse_known_args(["check", "pixelcnn", "--debug"])[0].debug is True
+    assert parser.parse_known_args(["check", "pixelcnn"])[0].debug is False
+    code, err = _main(["train", "made", "--hiden", "100"], capsys)
+    assert code == 2 and err.strip() == ("python -m src train: error: unrecognized arguments: --hiden 100 "
+                                         "(see python -m src train -h)"), err
