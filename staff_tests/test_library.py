@@ -218,6 +218,30 @@ def test_plots_write_pngs(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
 
 
+@pytest.mark.parametrize("history", [
+    [(1, 200.0, 150.0), (2, 140.0, 130.0)],                   # best at the last epoch
+    [(1, 150.0, 120.0), (2, 110.0, 125.0), (3, 100.0, 131.0)],  # best at the first, the top of the plot
+    [(1, 300.0, 200.0), (2, 150.0, 100.0), (3, 120.0, 140.0)],  # in the middle
+    [(1, 300.0, 200.0)],                                      # one epoch
+])
+def test_the_best_label_stays_inside_the_axes(history, tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    figures, save = [], matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *args, **kwargs: (figures.append(fig), save(fig, *args, **kwargs))[1])
+    plots.plot_learning_curves([{"epoch": e, "train_nll": t, "valid_nll": v} for e, t, v in history],
+                               tmp_path / "c.png")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = figures[-1]
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the figure is closed: a canvas of its own to measure on
+    ax = fig.axes[0]
+    label = next(t for t in ax.texts if t.get_text().startswith("best "))
+    inside, box = ax.get_window_extent(renderer), label.get_window_extent(renderer)
+    assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, (box, inside)
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -479,3 +503,26 @@ def test_cli_debug_after_the_subcommand_and_hints_name_the_subcommand(capsys):
     code, err = _main(["train", "made", "--hiden", "100"], capsys)
     assert code == 2 and err.strip() == ("python -m src train: error: unrecognized arguments: --hiden 100 "
                                          "(see python -m src train -h)"), err
+
+
+def test_cli_figures_copies_what_the_runs_have(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = _main(["figures"], capsys)
+    assert code == 2 and "train first" in err and len(err.strip().splitlines()) == 1, err
+    for name in ("samples.png", "curves.png"):
+        plots.save_sample_grid(torch.rand(1, 784), tmp_path / "runs" / "made" / name)
+    assert cli.main(["figures"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "written" / "figures").iterdir()) == ["made_curves.png",
+                                                                                  "made_samples.png"]
+    assert (tmp_path / "written" / "figures" / "made_samples.png").read_bytes() == \
+        (tmp_path / "runs" / "made" / "samples.png").read_bytes()
+    assert "not in runs/pixelcnn/ yet (python -m src train pixelcnn writes them)" in out, out
+
+
+def test_cli_receptive_field_names_its_file_after_the_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["receptive-field", "pixelcnn", "--impl", "solution", "--channels", "4", "--blocks", "0"]) == 0
+    assert cli.main(["receptive-field", "made", "--impl", "solution"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["receptive_field_made.png",
+                                                                    "receptive_field_pixelcnn.png"]
