@@ -362,7 +362,7 @@ def evaluate(model, loader, impl="submission", progress=False):
     Args:
         model: a trained model (already on its device).
         loader: batches in the model's input format.
-        impl: ``"submission"`` or ``"solution"``: whose ``evaluate_nll`` to call.
+        impl: whose ``evaluate_nll`` to call, one of ``src.models.IMPLS`` (``"submission"``: yours).
         progress: show a progress bar of the batches (and the time left).
 
     Returns:
