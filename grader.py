@@ -204,7 +204,8 @@ def run(args, started, state):
         plugin.worker_stats = plugin.worker_stats or list(plugin.worker.stats)
 
     problems = list(plugin.problems)
-    if plugin.interrupted:
+    interrupted_by_user = plugin.interrupted and not TERMINATED  # Ctrl-C: the student's own choice, no problem
+    if plugin.interrupted and not interrupted_by_user:
         problems.append("grading was stopped (SIGTERM or Ctrl-C) before it finished: the tests that did not run "
                         "score 0")
     for nodeid, text in plugin.collection_errors:
@@ -216,12 +217,18 @@ def run(args, started, state):
         if plugin.collection_errors else None
     if plugin.interrupted:
         not_run = "not graded: grading was stopped before this test ran (grader problem, not your code)"
+    if interrupted_by_user:
+        not_run = "not graded: interrupted (Ctrl-C) before this test ran"
     summary = report.summarize(manifest, plugin.results, submission=shown, selection=selection,
                                collected=plugin.collected, problems=problems, hidden_values_present=
                                plugin.hidden_values_present, not_run_reason=not_run)
+    state["results"] = report.results_json(summary, time.monotonic() - started)
+    if interrupted_by_user:  # no report: a total of the tests that happened to run would mislead
+        print(f"\ninterrupted (Ctrl-C) after {len(plugin.results)} of {len(plugin.collected)} tests: nothing is "
+              "scored; run the same command again to grade everything", flush=True)
+        return 130
     print()
     print(report.format_report(summary, verbose=args.verbose), flush=True)
-    state["results"] = report.results_json(summary, time.monotonic() - started)
     return 1 if summary.grader_failed else 0
 
 
@@ -258,9 +265,14 @@ def write_stats(args, state, started):
     Path(args.stats).write_text(json.dumps(stats, indent=2) + "\n")
 
 
+#: set by SIGTERM: grading was stopped from outside (a time limit), not interrupted by the user
+TERMINATED = []
+
+
 def _terminate(signum, frame):
     """SIGTERM (e.g. from ``timeout`` on Gradescope): stop like Ctrl-C, so that the workers are killed and
     results.json is still written."""
+    TERMINATED.append(signum)
     raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
@@ -284,6 +296,14 @@ def main(argv=None):
             print(f"grader.py: {error}", file=sys.stderr)
             state["results"] = emergency_results(state, f"bad command line: {error}", time.monotonic() - started)
             code = 2
+    except KeyboardInterrupt as error:
+        if TERMINATED:
+            print("\ngrader.py: stopped by SIGTERM before grading finished", file=sys.stderr, flush=True)
+        else:
+            print("\ngrader.py: interrupted (Ctrl-C): nothing is scored; run the same command again to grade "
+                  "everything", file=sys.stderr, flush=True)
+        state["results"] = emergency_results(state, f"interrupted: {error or 'Ctrl-C'}", time.monotonic() - started)
+        code = 130
     except BaseException as error:  # the grader itself failed: say so, and still write results.json
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         print(f"\nGRADER PROBLEM (not your code): the grader failed:\n{text}", file=sys.stderr, flush=True)

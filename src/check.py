@@ -60,6 +60,14 @@ class CannotCheck(Exception):
     """The model runs but does not follow the contract far enough to be checked (no verdict)."""
 
 
+class NothingSeen(CannotCheck):
+    """No output depends on any input (no verdict, but a picture): ``found`` is the all-False matrix."""
+
+    def __init__(self, message, found):
+        super().__init__(message)
+        self.found = found
+
+
 @dataclass
 class Dependencies:
     """Which outputs of one model depend on which inputs, both in the model's generation order.
@@ -75,6 +83,8 @@ class Dependencies:
     depends: torch.Tensor
     names: list
     outputs: list = None
+    #: why there is no verdict although a picture was drawn (no output depends on any input), or None
+    problem: str = None
 
     def __post_init__(self):
         self.outputs = self.outputs or self.names
@@ -137,8 +147,12 @@ def _support(out, leaf, groups, generator, what):
     return (grads != 0).any(dim=1)
 
 
-def _over_draws(model, measure, seed, what):
-    """OR of ``measure(model, generator)`` over the model's own parameters and ``REDRAWS`` redraws."""
+def _over_draws(model, measure, seed, what, forward):
+    """OR of ``measure(model, generator)`` over the model's own parameters and ``REDRAWS`` redraws.
+
+    Raises :class:`NothingSeen` when no output depends on any input; its message names the layer that
+    cuts every path (``forward(generator) -> (leaf, output)`` runs the model for :func:`_cutting_layer`).
+    """
     generator = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: more threads only wait for each other (3x the CPU time on 2 cores)
@@ -147,12 +161,64 @@ def _over_draws(model, measure, seed, what):
         for _ in range(REDRAWS):
             _redraw_parameters(model, generator)
             found |= measure(model, generator)
+        if not found.any():  # every path masked, or the input cut off from autograd (x.detach() inside, say)
+            raise NothingSeen(f"no output of {what} depends on any input: {_cutting_layer(model, forward, generator)}",
+                              found)
     finally:
         torch.set_num_threads(threads)
-    if not found.any():  # every path masked, or the input cut off from autograd (x.detach() inside, say)
-        raise CannotCheck(f"no output of {what} depends on any input: every path is masked, or autograd cannot "
-                          "see them (.detach(), .data, numpy or torch.no_grad inside?)")
     return found
+
+
+def _depends_on(tensor, leaf, generator):
+    """Whether ``tensor`` (an intermediate result of a forward pass from ``leaf``) depends on ``leaf``."""
+    if tensor is leaf:
+        return True
+    if not isinstance(tensor, torch.Tensor) or not tensor.requires_grad or not tensor.is_floating_point():
+        return False
+    mix = torch.randn(tensor.shape, generator=generator, dtype=torch.float64).to(tensor.dtype)
+    grad, = torch.autograd.grad(tensor, leaf, grad_outputs=mix, retain_graph=True, allow_unused=True)
+    return grad is not None and bool((grad != 0).any())
+
+
+def _cutting_layer(model, forward, generator):
+    """A sentence naming the layer after which no result of the forward pass depends on the input.
+
+    Every layer without sub-layers is watched (forward hooks, in the order they run).  The layer that
+    cuts every path is the first one, after the last layer whose output still depends on the input,
+    that receives an input-dependent tensor: its output depends on nothing.
+    """
+    calls = []
+    hooks = [module.register_forward_hook(lambda m, args, out, name=name: calls.append((name, m, args, out)))
+             for name, module in model.named_modules() if name and not list(module.children())]
+    try:
+        leaf, _ = forward(generator)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    inputs = [bool(args) and _depends_on(args[0], leaf, generator) for _, _, args, _ in calls]
+    outputs = [_depends_on(out, leaf, generator) for _, _, _, out in calls]
+    if not any(inputs):
+        return ("autograd cannot see any path from the input into the layers (.detach(), .data, numpy or "
+                "torch.no_grad inside?)")
+    last_seen = max([i for i, seen in enumerate(outputs) if seen], default=-1)
+    cut = next((i for i in range(last_seen + 1, len(calls)) if inputs[i]), None)
+    if cut is None:
+        return "every layer's output depends on the input, but the output does not (.detach() or .data at the end?)"
+    name, module, _, _ = calls[cut]
+    weight = getattr(module, "weight", None)
+    kernel = tuple(weight.shape[2:]) if isinstance(weight, torch.Tensor) and weight.dim() == 4 else None
+    others = [n for i, (n, *_) in enumerate(calls) if inputs[i] and not outputs[i] and i != cut]
+    text = (f"every path is cut at layer {name} ({type(module).__name__}"
+            + (f", {kernel[0]}x{kernel[1]} kernel" if kernel else "") + "): its input depends on the input, "
+            "its output on nothing")
+    if others:
+        text += f" (so do {', '.join(others[:3])}{', ...' if len(others) > 3 else ''})"
+    if kernel == (1, 1):
+        text += ("; a 1x1 kernel has only its centre, which a type A mask hides: are the mask types A and B "
+                 "swapped (A hides the centre, B shows it)?")
+    else:
+        text += "; its mask (or its weights) is zero everywhere"
+    return text
 
 
 def _expect_shape(out, shape, what, given):
@@ -161,11 +227,17 @@ def _expect_shape(out, shape, what, given):
         raise CannotCheck(f"{what} returned {got} for {given}; expected shape {shape}")
 
 
+def _made_forward(model, generator):
+    """A forward pass on a random binary batch: ``(x, model(x))``, x a leaf that requires grad."""
+    d, batch = model.nin, BATCH["made"]
+    x = torch.bernoulli(torch.full((batch, d), 0.5, dtype=torch.float64), generator=generator).requires_grad_(True)
+    return x, model(x)
+
+
 def _made_measure(model, generator):
     """bool ``(D, D)`` over variables: ``[d, e]`` = an output of variable d depends on input e."""
     d, batch = model.nin, BATCH["made"]
-    x = torch.bernoulli(torch.full((batch, d), 0.5, dtype=torch.float64), generator=generator).requires_grad_(True)
-    out = model(x)
+    x, out = _made_forward(model, generator)
     _expect_shape(out, (batch, model.nout), "MADE.forward", f"an input of shape {(batch, d)}")
     groups = torch.zeros(d, *out.shape, dtype=torch.bool)
     for v in range(d):
@@ -205,17 +277,21 @@ def made_dependencies(made):
                     model.update_masks()
                 model = model.double()
                 order = _made_order(model)
-                depends = _over_draws(model, _made_measure, SEED + 100 * k, "MADE.forward")
+                try:
+                    depends, problem = _over_draws(model, _made_measure, SEED + 100 * k, "MADE.forward",
+                                                   lambda g, m=model: _made_forward(m, g)), None
+                except NothingSeen as error:
+                    depends, problem = error.found, str(error)
             results.append(Dependencies(
                 title=label + (f", mask set {k}" if n_sets > 1 else ""),
                 model=described + (f" after {k} call(s) of update_masks" if k else ""),
                 depends=depends[order][:, order], names=[f"input {v}" for v in order.tolist()],
-                outputs=[f"output {v}" for v in order.tolist()]))
+                outputs=[f"output {v}" for v in order.tolist()], problem=problem))
     return results
 
 
-def _pixelcnn_measure(model, generator, image_shape):
-    """bool ``(H*W*C, H*W*C)`` in generation order (raster order, then colours)."""
+def _pixelcnn_forward(model, generator, image_shape):
+    """A forward pass on random images: ``(leaf, logits)``, leaf the float input of ``input_conv``."""
     c, k = model.in_channels, model.num_levels
     (h, w), batch = image_shape, BATCH["pixelcnn"]
     x = torch.randint(0, k, (batch, c, h, w), generator=generator)
@@ -226,13 +302,21 @@ def _pixelcnn_measure(model, generator, image_shape):
         handle.remove()
     if "leaf" not in captured:
         raise CannotCheck("PixelCNN.forward never called self.input_conv (the contract: feed preprocess(x) to it)")
+    return captured["leaf"], out
+
+
+def _pixelcnn_measure(model, generator, image_shape):
+    """bool ``(H*W*C, H*W*C)`` in generation order (raster order, then colours)."""
+    c, k = model.in_channels, model.num_levels
+    (h, w), batch = image_shape, BATCH["pixelcnn"]
+    leaf, out = _pixelcnn_forward(model, generator, image_shape)
     _expect_shape(out, (batch, k, c, h, w), "PixelCNN.forward", f"images of shape {(batch, c, h, w)}")
     groups = torch.zeros(h, w, c, *out.shape, dtype=torch.bool)
     for i in range(h):
         for j in range(w):
             for cc in range(c):
                 groups[i, j, cc, :, :, cc, i, j] = True  # the K logits of colour cc of pixel (i, j)
-    support = _support(out, captured["leaf"], groups.flatten(0, 2), generator, "PixelCNN.forward")  # (n, C, H, W)
+    support = _support(out, leaf, groups.flatten(0, 2), generator, "PixelCNN.forward")  # (n, C, H, W)
     return support.permute(0, 2, 3, 1).reshape(h * w * c, -1)
 
 
@@ -249,13 +333,17 @@ def pixelcnn_dependencies(pixelcnn, colour=False):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         model = pixelcnn.PixelCNN(**config).double()
-        depends = _over_draws(model, lambda m, g: _pixelcnn_measure(m, g, (h, w)), SEED + 1, "PixelCNN.forward")
+        try:
+            depends, problem = _over_draws(model, lambda m, g: _pixelcnn_measure(m, g, (h, w)), SEED + 1,
+                                           "PixelCNN.forward", lambda g: _pixelcnn_forward(model, g, (h, w))), None
+        except NothingSeen as error:
+            depends, problem = error.found, str(error)
     c = config["in_channels"]
     names = [f"colour {COLOUR_NAMES[cc]} of pixel ({i}, {j})" if c > 1 else f"pixel ({i}, {j})"
              for i in range(h) for j in range(w) for cc in range(c)]
     model = "PixelCNN(" + ", ".join(f"{k}={v}" for k, v in config.items()) + f") on {h}x{w} images"
     return Dependencies(title="colour model" if colour else "grey-scale model", model=model, depends=depends,
-                        names=names)
+                        names=names, problem=problem)
 
 
 # ---------------------------------------------------------------------------
@@ -263,8 +351,13 @@ def pixelcnn_dependencies(pixelcnn, colour=False):
 # ---------------------------------------------------------------------------
 
 #: classes of a dependency, with their colour and legend (as in ``python -m src receptive-field``)
-CLASSES = [("#f2f2f2", "comes later, not seen"), ("#3b75af", "comes before, seen"),
-           ("#f39c34", "comes before, NOT seen"), ("#d62728", "comes later, SEEN (bug)")]
+CLASSES = [("#f2f2f2", "itself or later, not seen"), ("#3b75af", "comes before, seen"),
+           ("#f39c34", "comes before, NOT seen"), ("#d62728", "itself or later, SEEN (bug)")]
+#: why a cell may be orange (allowed, but information the model cannot use), per picture
+NOT_SEEN = {"made": "orange is allowed: no path through the hidden units joins that input to that output "
+                    "(their random degrees), so the model cannot use it",
+            "pixelcnn": "orange is allowed: the blind spot of stacked masked convolutions (up and to the right), "
+                        "or pixels beyond the reach of the stack"}
 
 
 def _classes(depends, allowed):
@@ -274,7 +367,7 @@ def _classes(depends, allowed):
 
 def _figure(n_rows, n_cols, panel_size):
     plt = plots._pyplot()
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(panel_size * n_cols, panel_size * n_rows + 0.8),
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(panel_size * n_cols, panel_size * n_rows + 1.1),
                              dpi=110, squeeze=False)
     return plt, fig, axes
 
@@ -287,7 +380,7 @@ def _show(ax, classes, title):
     ax.set_title(title, fontsize=9)
 
 
-def _save(plt, fig, path, suptitle):
+def _save(plt, fig, path, suptitle, note):
     import textwrap
 
     from matplotlib.patches import Patch
@@ -295,8 +388,10 @@ def _save(plt, fig, path, suptitle):
     width, height = fig.get_size_inches()
     fig.suptitle(textwrap.fill(suptitle, int(width * 11)), fontsize=10)
     fig.legend(handles=[Patch(facecolor=c, edgecolor="grey", label=label) for c, label in CLASSES],
-               loc="lower center", ncol=2 if width < 7 else len(CLASSES), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.5 / height, 1, 1 - 0.5 / height))
+               loc="lower center", bbox_to_anchor=(0.5, 0.25 / height), ncol=2 if width < 7 else len(CLASSES),
+               fontsize=8, frameon=False)
+    fig.text(0.5, 0.08 / height, textwrap.fill(note, int(width * 14)), ha="center", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.85 / height, 1, 1 - 0.5 / height))
     path = plots._prepare(path)
     fig.savefig(path)
     plt.close(fig)
@@ -317,7 +412,8 @@ def plot_made(results, path):
         ax.set_xlabel("input, in the model's ordering", fontsize=8)
         ax.set_ylabel("output, in the model's ordering", fontsize=8)
     return _save(plt, fig, path, f"MADE({MADE_INPUTS}, {MADE_HIDDEN}): which output depends on which input "
-                                 "(rows and columns in self.order; correct = below the diagonal only)")
+                                 "(rows and columns in self.order; the diagonal is each output's own input; "
+                                 "correct = below the diagonal only)", NOT_SEEN["made"])
 
 
 def _pixel_classes(dep, image_shape, colours, pixel, colour=0):
@@ -370,7 +466,7 @@ def plot_pixelcnn(dep, path, colour=False):
                 _mark(axes[c_out, c_in], pixel, shape)
             axes[c_out, 0].set_ylabel(f"what {COLOUR_NAMES[c_out]} of pixel {pixel} sees", fontsize=9)
     return _save(plt, fig, path, f"{dep.model}: {int(dep.forbidden().sum())} forbidden dependencies "
-                                 "(raster order" + (", then R, G, B)" if colour else ")"))
+                                 "(raster order" + (", then R, G, B)" if colour else ")"), NOT_SEEN["pixelcnn"])
 
 
 # ---------------------------------------------------------------------------
@@ -433,5 +529,12 @@ def run(model_name, impl="submission", out_dir=Path("runs/check"), log=print):
 
     device_safe = device_check.report(modules, model_name, log)
     violations = [v for v in (r.first_violation() for r in results) if v]
-    log(f"autoregressive: NO: {violations[0]}" if violations else "autoregressive: yes")
-    return 1 if violations or not device_safe else 0
+    problems = [f"{r.problem} ({r.title}: {r.model})" for r in results if r.problem]
+    if violations:
+        log(f"autoregressive: NO: {violations[0]}")
+        return 1
+    if problems:  # nothing seen: trivially autoregressive, but not a model of the data
+        log(f"autoregressive: cannot tell: {problems[0]}")
+        return 2
+    log("autoregressive: yes")
+    return 0 if device_safe else 1

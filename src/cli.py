@@ -5,6 +5,8 @@
     python -m src train pixelcnn --resume         # continue an interrupted run
     python -m src train pixelcnn --overwrite      # start runs/pixelcnn/ again from scratch
     python -m src evaluate made --checkpoint runs/made/best.pt
+    python -m src evaluate made --checkpoint runs/made_masks4/best.pt --num-masks 1   # one mask set of four
+    python -m src figures                         # copy the runs' figures into written/figures/ (the PDF's)
     python -m src sample pixelcnn --checkpoint runs/pixelcnn/best.pt --n 16
     python -m src receptive-field pixelcnn --checkpoint runs/pixelcnn/best.pt --pixel 14 14
     python -m src baseline
@@ -32,6 +34,7 @@ from pathlib import Path
 from .models import IMPLS, MODEL_NAMES, ROOT, ImplConflictError
 
 EXIT_USAGE = 2
+IMPL_FOLDERS = tuple(ROOT / impl for impl in IMPLS)  # a traceback frame in one of them is the student's code
 # BEGIN STAFF ONLY (tools/build_release.py leaves this out of the students' copy, which has one implementation)
 #: the implementations present in this copy (``--impl`` is offered only when there is a choice)
 AVAILABLE_IMPLS = tuple(impl for impl in IMPLS if (ROOT / impl).is_dir())
@@ -44,7 +47,7 @@ PRESETS = {
         "quick": {"hparams": {"hidden_sizes": [500], "num_masks": 1, "natural_ordering": True},
                   "train_limit": 10000, "valid_limit": 2000, "test_limit": 2000,
                   "epochs": 12, "batch_size": 100, "lr": 3e-3, "lr_decay": 1.0, "patience": 3, "n_samples": 64},
-        # measured on one H200: test NLL 87.30 nats, early stop after 16 epochs;
+        # the reference reaches test NLL 87.30 nats (early stop after 16 epochs, about a minute on a GPU);
         # without --ema/--weight-decay the same model overfits after 7 epochs (89.43 nats)
         "full": {"hparams": {"hidden_sizes": [8000], "num_masks": 1, "natural_ordering": True},
                  "train_limit": None, "valid_limit": None, "test_limit": None,
@@ -55,7 +58,7 @@ PRESETS = {
         "quick": {"hparams": {"channels": 32, "num_blocks": 4, "kernel_size": 7},
                   "train_limit": 4000, "valid_limit": 1000, "test_limit": 1000,
                   "epochs": 3, "batch_size": 50, "lr": 2e-3, "lr_decay": 1.0, "patience": 3, "n_samples": 16},
-        # measured on one H200: test NLL 82.22 nats after 28 epochs, ~13 s/epoch
+        # the reference reaches test NLL 82.22 nats after 28 epochs (about 13 s per epoch on a fast GPU)
         "full": {"hparams": {"channels": 128, "num_blocks": 20, "kernel_size": 7},
                  "train_limit": None, "valid_limit": None, "test_limit": None,
                  "epochs": 80, "batch_size": 100, "lr": 1e-3, "lr_decay": 0.93, "patience": 6, "n_samples": 64},
@@ -70,6 +73,12 @@ PRESETS = {
                  "epochs": 50, "batch_size": 100, "lr": 1e-3, "lr_decay": 1.0, "patience": 5, "n_samples": 64},
     },
 }
+
+#: where the written part (written/main.tex) reads its figures, and which file of a run each one is
+WRITTEN_FIGURES = Path("written/figures")
+FIGURE_FILES = {"made": {"made_samples.png": "samples.png", "made_curves.png": "curves.png"},
+                "pixelcnn": {"pixelcnn_samples.png": "samples.png", "pixelcnn_curves.png": "curves.png",
+                             "receptive_field.png": "receptive_field.png"}}
 
 # command-line option -> hyper-parameter name
 HPARAM_OPTIONS = {"hidden": "hidden_sizes", "num_masks": "num_masks", "natural_ordering": "natural_ordering",
@@ -132,6 +141,9 @@ def build_parser():
 
     def common(p, device=True):
         p.set_defaults(impl="submission")
+        # also after the subcommand (SUPPRESS: absent, it leaves the main parser's value alone)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show full tracebacks instead of one-line errors")
         # BEGIN STAFF ONLY
         if len(AVAILABLE_IMPLS) > 1:
             p.add_argument("--impl", choices=AVAILABLE_IMPLS, default="submission",
@@ -179,7 +191,7 @@ def build_parser():
                        help="replace the run in --out (without --resume or --overwrite, train refuses a folder "
                             "that already holds a run)")
     g.add_argument("--figures", type=Path, metavar="DIR",
-                   help="also copy the figures here as MODEL_samples.png, MODEL_curves.png (, receptive_field.png)")
+                   help="also copy the figures here, as `python -m src figures --out DIR` does")
     g.add_argument("--n-samples", type=_positive_int, help="number of samples drawn at the end")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -189,6 +201,9 @@ def build_parser():
     common(p)
     p.add_argument("--split", choices=["train", "valid", "test"], default="test")
     p.add_argument("--limit", type=_positive_int, help="use only the first N images of the split")
+    p.add_argument("--num-masks", type=_positive_int, metavar="K",
+                   help="MADE trained with M mask sets: evaluate with K of them (1: the mask set in use alone; "
+                        "default: the ensemble of all M)")
     p.add_argument("--batch-size", type=_positive_int, default=500)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -215,7 +230,18 @@ def build_parser():
     p.add_argument("--channels", type=_positive_int, help="untrained model's size (default: the default run's)")
     p.add_argument("--blocks", type=int)
     p.add_argument("--kernel-size", type=_positive_int)
-    p.add_argument("--out", type=Path, default=Path("runs/receptive_field.png"))
+    p.add_argument("--out", type=Path, help="PNG to write (default: runs/receptive_field_MODEL.png)")
+
+    p = sub.add_parser("figures", help="copy the figures of your runs into written/figures/ for the PDF "
+                                       "(no training, in a second)")
+    p.add_argument("--made", type=Path, default=Path("runs/made"), metavar="RUN",
+                   help="MADE run folder (default runs/made)")
+    p.add_argument("--pixelcnn", type=Path, default=Path("runs/pixelcnn"), metavar="RUN",
+                   help="PixelCNN run folder (default runs/pixelcnn)")
+    p.add_argument("--out", type=Path, default=WRITTEN_FIGURES, metavar="DIR",
+                   help=f"where the PDF reads them (default {WRITTEN_FIGURES})")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show full tracebacks instead of one-line errors")
 
     p = sub.add_parser("check", help="is your model autoregressive? pictures of which outputs depend on which inputs")
     p.add_argument("model", choices=["made", "pixelcnn"], help="pixelcnn also checks the colour model once 3e runs")
@@ -224,6 +250,8 @@ def build_parser():
                    help="folder of the pictures (default runs/check)")
 
     p = sub.add_parser("baseline", help="NLL of the independent-pixel and uniform baselines")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show full tracebacks instead of one-line errors")
     p.add_argument("--data", choices=["binary", "color"], default="binary",
                    help="binarised MNIST (default) or coloured MNIST")
     p.add_argument("--levels", type=_positive_int, default=4, help="levels of coloured MNIST")
@@ -340,6 +368,7 @@ def cmd_train(args):
     start = time.perf_counter()
     settings, out = _resolve_settings(args)
     replaced = _run_files(out, args)
+    before = _earlier_wall_seconds(out) if args.resume else 0.0
     device = resolve_device(args.device)
     if str(device).startswith("cuda"):
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest convolutions
@@ -361,6 +390,9 @@ def cmd_train(args):
     test_loader = make_loader(name, test_x, max(bs, 500), shuffle=False)
     print(f"{name} ({settings['impl']}, {n_params:,} parameters, {hp}) on {device}: "
           f"{len(train_x)} train / {len(valid_x)} valid / {len(test_x)} test images -> {out}")
+    if getattr(model, "num_masks", 1) > 1:
+        print(f"each step trains one mask set; validation and test use the ensemble of all {model.num_masks} "
+              f"(evaluate --num-masks 1: one mask set alone)")
     for file_name in replaced:
         (out / file_name).unlink()
 
@@ -368,7 +400,8 @@ def cmd_train(args):
                     lr_decay=settings.get("lr_decay", 1.0), weight_decay=settings.get("weight_decay", 0.0),
                     ema_decay=settings.get("ema"),
                     out_dir=out, patience=settings["patience"], max_steps=settings["max_steps"], device=device,
-                    resume=args.resume, config=settings, progress=not args.no_progress)
+                    resume=args.resume, config=settings, progress=not args.no_progress,
+                    wall_clock=lambda: before + time.perf_counter() - start)
 
     progress = not args.no_progress
     result = evaluate(model, test_loader, settings["impl"], progress=progress)
@@ -385,24 +418,45 @@ def cmd_train(args):
         figures["receptive_field"] = plots.plot_receptive_field(model, (28, 28), (14, 14),
                                                                 out / "receptive_field.png",
                                                                 title=f"trained {name} ({out / 'best.pt'})")
-    if args.figures is not None:
-        args.figures.mkdir(parents=True, exist_ok=True)
-        for kind, path in figures.items():
-            target = "receptive_field.png" if kind == "receptive_field" else f"{name}_{kind}.png"
-            shutil.copyfile(path, args.figures / target)
+    if args.figures is not None and name in FIGURE_FILES:
+        copy_figures(name, out, args.figures)
 
     seconds = time.perf_counter() - start
-    results = {"model": name, "impl": settings["impl"], "test_images": len(test_x), "test": result,
-               "independent_pixel_baseline": baseline, "best_epoch": min(history, key=lambda h: h["valid_nll"])
-               ["epoch"] if history else None, "epochs_run": len(history), "wall_seconds": seconds}
+    train_seconds = sum(h["seconds"] for h in history)
+    results = {"model": name, "impl": settings["impl"], "parameters": n_params, "test_images": len(test_x),
+               "test": result, "independent_pixel_baseline": baseline,
+               "best_epoch": min(history, key=lambda h: h["valid_nll"])["epoch"] if history else None,
+               "epochs_run": len(history), "train_seconds": train_seconds, "wall_seconds": before + seconds}
     _write_json(history, out / "history.json")
     _write_json(results, out / "results.json")
-    print(f"test NLL {result['nll']:.2f} nats ({result['bits_per_dim']:.4f} bits/dim) on {len(test_x)} test images")
+    print(f"{_measured('test', model)} {result['nll']:.2f} nats ({result['bits_per_dim']:.4f} bits/dim) on "
+          f"{len(test_x)} test images")
     print(f"independent-pixel baseline on the same images: {baseline['nll']:.2f} nats "
-          f"({baseline['bits_per_dim']:.4f} bits/dim)")
+          f"({baseline['bits_per_dim']:.4f} bits/dim; fit on the {len(train_x)} training images of this run)")
     print(f"figures: {', '.join(str(p) for p in figures.values())}")
-    print(f"done in {seconds:.0f} s")
+    if name in FIGURE_FILES and args.figures is None:
+        command = "python -m src figures" + ("" if out == Path("runs") / name else f" --{name} {out}")
+        print(f"for the written part: {command} copies them into {WRITTEN_FIGURES}/")
+    resumed = f"; {before + seconds:.0f} s for the whole run, all its sessions" if before else ""
+    print(f"training time: {train_seconds:.1f} s for {len(history)} epoch(s) (training and validation; "
+          f"history.json has each epoch's)")
+    print(f"done in {seconds:.0f} s{resumed}")
     return 0
+
+
+def _earlier_wall_seconds(out):
+    """Wall time of the earlier sessions of the run in ``out``: the larger of what its last.pt (saved after
+    every epoch) and its results.json (written at the end of a session) say, 0 if neither does."""
+    from .train import load_checkpoint
+
+    seen = [0.0]
+    if (out / "last.pt").exists():
+        seen.append(float(load_checkpoint(out / "last.pt").get("wall_seconds", 0.0)))
+    try:
+        seen.append(float(json.loads((out / "results.json").read_text())["wall_seconds"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return max(seen)
 
 
 def _load_trained(args):
@@ -425,16 +479,65 @@ def _load_trained(args):
     return model.to(device).eval(), config
 
 
+def _measured(split, model):
+    """What an NLL line measured: ``test NLL``, or ``test NLL, ensemble of 4 mask sets:`` for a MADE with
+    several mask sets, ``test NLL, mask set 3 alone (of 4):`` for one of them."""
+    used, trained = getattr(model, "num_masks", 1), getattr(model, "trained_num_masks", None)
+    if used > 1:
+        return f"{split} NLL, ensemble of {used} mask sets" + (f" (of {trained})" if trained else "") + ":"
+    if trained and trained > 1:
+        return f"{split} NLL, mask set {getattr(model, 'mask_index', '?')} alone (of {trained}):"
+    return f"{split} NLL"
+
+
 def cmd_evaluate(args):
     from .train import evaluate
 
     model, config = _load_trained(args)
+    if args.num_masks is not None:
+        available = getattr(model, "num_masks", None)
+        if args.model != "made" or available is None:
+            raise UsageError("--num-masks applies to made only")
+        if args.num_masks > available:
+            raise UsageError(f"--num-masks {args.num_masks}: {args.checkpoint} was trained with {available} "
+                             f"mask set(s)")
+        if args.num_masks != available:
+            model.trained_num_masks, model.num_masks = available, args.num_masks
     levels = config.get("hparams", {}).get("levels", 4)
     x = load_images(args.model, args.split, args.limit, levels)
     result = evaluate(model, make_loader(args.model, x, args.batch_size, shuffle=False), args.impl,
                       progress=not args.no_progress)
-    print(f"{args.split} NLL {result['nll']:.2f} nats ({result['bits_per_dim']:.4f} bits/dim) "
+    print(f"{_measured(args.split, model)} {result['nll']:.2f} nats ({result['bits_per_dim']:.4f} bits/dim) "
           f"on {len(x)} images")
+    return 0
+
+
+def copy_figures(model, run, out, log=print):
+    """Copy the figures of the ``model`` run in folder ``run`` into ``out`` under the names the written part
+    reads (``FIGURE_FILES``); returns the names of those that the run does not have."""
+    missing = []
+    for target, source in FIGURE_FILES[model].items():
+        if (run / source).is_file():
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / source, out / target)
+            log(f"{run / source} -> {out / target}")
+        else:
+            missing.append(target)
+    return missing
+
+
+def cmd_figures(args):
+    copied = 0
+    for model, run in (("made", args.made), ("pixelcnn", args.pixelcnn)):
+        missing = copy_figures(model, run, args.out)
+        copied += len(FIGURE_FILES[model]) - len(missing)
+        if missing:
+            print(f"{', '.join(missing)}: not in {run}/ yet (python -m src train {model}"
+                  + ("" if run == Path("runs") / model else f" --out {run}") + " writes them)")
+    if not copied:
+        raise UsageError(f"no run with figures in {args.made} or {args.pixelcnn}: train first "
+                         "(python -m src train made, python -m src train pixelcnn)")
+    print(f"copied {copied} figure(s) into {args.out}: rebuild the PDF (cd written && latexmk -pdf main.tex)")
     return 0
 
 
@@ -480,7 +583,8 @@ def cmd_receptive_field(args):
     channels = getattr(model, "in_channels", 1)
     if not 0 <= args.channel < channels:
         raise UsageError(f"--channel must be in 0..{channels - 1} for {args.model}")
-    path = plots.plot_receptive_field(model, (28, 28), tuple(args.pixel), args.out, channel=args.channel,
+    out = args.out or Path("runs") / f"receptive_field_{args.model}.png"
+    path = plots.plot_receptive_field(model, (28, 28), tuple(args.pixel), out, channel=args.channel,
                                       title=what)
     print(f"receptive field of pixel {tuple(args.pixel)} of {what} -> {path}")
     if args.checkpoint is None:
@@ -517,7 +621,8 @@ def cmd_baseline(args):
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
-            "receptive-field": cmd_receptive_field, "baseline": cmd_baseline, "check": cmd_check}
+            "receptive-field": cmd_receptive_field, "baseline": cmd_baseline, "check": cmd_check,
+            "figures": cmd_figures}
 
 
 # ---------------------------------------------------------------------------
@@ -529,7 +634,7 @@ def _impl_frame(tb):
     found = None
     for frame, lineno in traceback.walk_tb(tb):
         path = Path(frame.f_code.co_filename).resolve()
-        if path.parent in (ROOT / "submission", ROOT / "solution"):
+        if path.parent in IMPL_FOLDERS:
             found = (frame, lineno, path)
     return found
 
@@ -542,7 +647,7 @@ def _syntax_error_lines(error):
     """``submission/made.py, line 46: '(' was never closed`` and the line with a caret, for a
     syntax error in an implementation's file; None for one elsewhere."""
     path = Path(error.filename or "").resolve()
-    if path.parent not in (ROOT / "submission", ROOT / "solution"):
+    if path.parent not in IMPL_FOLDERS:
         return None
     lines = [f"{path.parent.name}/{path.name}, line {error.lineno}: {error.msg}"]
     text = (error.text or "").rstrip("\n")
@@ -554,9 +659,15 @@ def _syntax_error_lines(error):
     return lines
 
 
+def _subparser(parser, command):
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+
+
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the subcommand's parser, whose -h lists the options that exist
+        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
 
     def fail(message):
         print(f"{parser.prog} {args.command}: error: {_one_line(message)}", file=sys.stderr)

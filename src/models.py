@@ -31,7 +31,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-IMPLS = ("submission", "solution")
+#: the implementation folders this copy may load (``impl``): ``submission`` is yours
+IMPLS = ("submission",)
+# BEGIN STAFF ONLY (the students' copy has one implementation)
+IMPLS += ("solution",)  # the reference
+# END STAFF ONLY
 MODULE_NAMES = ("autoregressive", "made", "pixelcnn")
 MODEL_NAMES = ("made", "pixelcnn", "pixelcnn_color")
 IMAGE_SHAPE = (28, 28)
@@ -40,15 +44,14 @@ _loaded = {}  # impl name -> namespace of its modules (at most one entry)
 
 
 class ImplConflictError(RuntimeError):
-    """Raised when a process asks for both ``submission`` and ``solution``."""
+    """Raised when a process asks for the modules of two implementation folders (see ``IMPLS``)."""
 
 
 def load_impl(impl="submission"):
     """Import the modules ``autoregressive``, ``made``, ``pixelcnn`` of one implementation.
 
     Args:
-        impl: ``"submission"`` (your code, ``submission/``) or ``"solution"``
-            (the reference implementation, where this copy has it).
+        impl: one of ``IMPLS``: ``"submission"`` is your code, ``submission/``.
 
     Returns:
         ``types.SimpleNamespace`` with attributes ``autoregressive``, ``made``,
@@ -114,7 +117,7 @@ def build_model(name, impl="submission", **hparams):
         name: ``"made"`` (Bernoulli MADE on flattened binarised MNIST),
             ``"pixelcnn"`` (binarised MNIST, 1 channel, 2 levels) or
             ``"pixelcnn_color"`` (coloured MNIST, 3 channels, ``levels`` levels).
-        impl: ``"submission"`` or ``"solution"`` (see :func:`load_impl`).
+        impl: whose code, one of ``IMPLS`` (see :func:`load_impl`).
         **hparams: the model's hyper-parameters (missing ones take the values of
             ``DEFAULT_HPARAMS[name]``):
 

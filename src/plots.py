@@ -80,8 +80,16 @@ def plot_learning_curves(history, path, num_dims=784, title=None):
     ax.plot(epochs, [h["valid_nll"] for h in history], "s-", label="validation")
     if history:
         best = min(history, key=lambda h: h["valid_nll"])
+        # inside the axes: the label leans away from the nearer side, and below the point when the
+        # validation curve is the top of the plot (the running mean of training starts higher)
+        first, last = epochs[0], epochs[-1]
+        ha = "center" if first < best["epoch"] < last else ("left" if best["epoch"] == first else "right")
+        top = max(max(h["train_nll"], h["valid_nll"]) for h in history)
+        below = best["valid_nll"] >= top
         ax.annotate(f"best {best['valid_nll']:.2f}", (best["epoch"], best["valid_nll"]),
-                    textcoords="offset points", xytext=(0, 10), ha="center", fontsize=8)
+                    textcoords="offset points", xytext=(0, -12 if below else 8), ha=ha,
+                    va="top" if below else "bottom", fontsize=8)
+        ax.margins(x=0.06, y=0.15)
     ax.set_xlabel("epoch")
     ax.set_ylabel("NLL (nats per image)")
     scale = num_dims * math.log(2.0)

@@ -231,7 +231,8 @@ def make_generator(device, seed):
 
 
 def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5, max_steps=None, lr_decay=1.0,
-          weight_decay=0.0, ema_decay=None, device="cpu", resume=False, config=None, progress=True, log=print):
+          weight_decay=0.0, ema_decay=None, device="cpu", resume=False, config=None, progress=True, log=print,
+          wall_clock=None):
     """Train ``model`` by maximum likelihood with Adam (AdamW when ``weight_decay > 0``).
 
     Args:
@@ -261,6 +262,10 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
             checkpoints, e.g. the model name and hyper-parameters.
         progress: show tqdm progress bars.
         log: function used for the one-line messages (``print`` by default).
+        wall_clock: function returning the run's wall time so far in seconds, saved in
+            ``last.pt`` as ``wall_seconds`` (the command line counts every session of a
+            resumed run); default: the time since this call began, plus the
+            ``wall_seconds`` of the checkpoint resumed from.
 
     Returns:
         the history: list of dicts ``{"epoch", "train_nll", "valid_nll",
@@ -285,6 +290,7 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
         averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=False)
     evaluated = model if averaged is None else averaged.module  # the weights that are validated and kept
     history, epoch, step, best, bad_epochs = [], 0, 0, math.inf, 0
+    saved_epoch, wall_before, called = None, 0.0, time.perf_counter()  # saved_epoch: what last.pt holds
 
     if resume and (out_dir / LAST).exists():
         ckpt = load_checkpoint(out_dir / LAST, map_location=device)
@@ -297,9 +303,14 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
         history, epoch, step = list(ckpt["history"]), ckpt["epoch"], ckpt["step"]
         best, bad_epochs = ckpt["best_valid"], ckpt["bad_epochs"]
         _set_rng_state(ckpt["rng"], train_loader)
+        saved_epoch, wall_before = epoch, float(ckpt.get("wall_seconds", 0.0))
         log(f"resumed from {out_dir / LAST} after epoch {epoch} (step {step}, best valid NLL {best:.2f})")
     elif resume:
         log(f"no {out_dir / LAST} to resume from: starting a new run")
+
+    if wall_clock is None:
+        def wall_clock():
+            return wall_before + time.perf_counter() - called
 
     def stopped():
         return bad_epochs >= patience or (max_steps is not None and step >= max_steps)
@@ -335,15 +346,20 @@ def train(model, train_loader, valid_loader, *, epochs, lr, out_dir, patience=5,
                 bad_epochs += 1
             save_atomic({**model_state(model), "optimizer": optimizer.state_dict(), "epoch": epoch, "step": step,
                          "history": history, "best_valid": best, "bad_epochs": bad_epochs,
-                         "rng": _rng_state(train_loader), "config": config,
+                         "rng": _rng_state(train_loader), "config": config, "wall_seconds": wall_clock(),
                          **({} if averaged is None else {"ema": averaged.state_dict()})}, out_dir / LAST)
+            saved_epoch = epoch
             log(f"epoch {epoch:3d}  train NLL {record['train_nll']:8.2f}  valid NLL {valid_nll:8.2f} nats"
                 f"{'  (best)' if improved else ''}  [{record['seconds']:.1f} s]")
             if bad_epochs >= patience:
                 log(f"early stopping: no improvement of the validation NLL for {patience} epochs")
     except KeyboardInterrupt:
-        log(f"\ninterrupted during epoch {epoch}; {out_dir / LAST} holds the state after epoch {epoch - 1}: "
-            "rerun with --resume to continue")
+        if saved_epoch is None:  # say only what is on disk: before the first epoch ends, nothing is
+            log(f"\ninterrupted during epoch {epoch}, before the first checkpoint: nothing of this run was "
+                f"saved in {out_dir}; run the same command again to start it anew")
+        else:
+            log(f"\ninterrupted during epoch {epoch}; {out_dir / LAST} holds the state after epoch {saved_epoch}: "
+                "rerun with --resume to continue")
         raise
 
     if (out_dir / BEST).exists():
@@ -362,7 +378,7 @@ def evaluate(model, loader, impl="submission", progress=False):
     Args:
         model: a trained model (already on its device).
         loader: batches in the model's input format.
-        impl: ``"submission"`` or ``"solution"``: whose ``evaluate_nll`` to call.
+        impl: whose ``evaluate_nll`` to call, one of ``src.models.IMPLS`` (``"submission"``: yours).
         progress: show a progress bar of the batches (and the time left).
 
     Returns:

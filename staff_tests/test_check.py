@@ -274,3 +274,42 @@ def test_check_finds_exactly_the_mutants_that_break_the_property(tmp_path, one_t
     # not a vacuous agreement: both catalogues plant bugs that break the property
     assert sum(b.startswith("made-") for b in broken) >= 3 and sum(b.startswith("pixelcnn-") for b in broken) >= 3, \
         broken
+
+
+def test_swapped_mask_types_are_drawn_and_the_cutting_layer_named(tmp_path, monkeypatch):
+    # types A and B swapped: every 1x1 convolution (type B, now hiding its centre) sees nothing
+    make_mutant({"id": "swapped", "file": "pixelcnn.py",
+                 "find": 'mask[:, :, centre, centre] = 1.0 if mask_type == "B" else 0.0',
+                 "replace": 'mask[:, :, centre, centre] = 1.0 if mask_type == "A" else 0.0'}, tmp_path / "impl")
+    status, lines = _run_in_process(monkeypatch, tmp_path, "pixelcnn",
+                                    pixelcnn=_load(tmp_path / "impl", "pixelcnn", "swapped"))
+    assert status == 2, lines
+    assert (tmp_path / "pixelcnn.png").read_bytes()[:4] == b"\x89PNG"  # the picture is drawn anyway
+    verdict = lines[-1]
+    assert verdict.startswith("autoregressive: cannot tell: no output of PixelCNN.forward depends on any input: "
+                              "every path is cut at layer head.1 (MaskedConv2d, 1x1 kernel)"), verdict
+    assert "types A and B swapped" in verdict and ".detach()" not in verdict, verdict
+
+
+def test_a_detached_input_still_points_to_autograd(tmp_path, monkeypatch):
+    make_mutant({"id": "detached", "file": "made.py", "find": "        return self.net(x)\n",
+                 "replace": "        return self.net(x.detach()) + 0 * x.sum(dim=1, keepdim=True)\n"}, tmp_path / "impl")
+    status, lines = _run_in_process(monkeypatch, tmp_path, "made", made=_load(tmp_path / "impl", "made", "detached"))
+    assert status == 2 and (tmp_path / "made.png").exists(), lines
+    assert "autograd cannot see any path" in lines[-1] and ".detach()" in lines[-1], lines
+
+
+def test_the_legend_names_own_inputs_and_explains_orange(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    figures, save = [], matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *args, **kwargs: (figures.append(fig), save(fig, *args, **kwargs))[1])
+    n = check.MADE_INPUTS
+    correct = check.Dependencies("natural ordering", "MADE", torch.ones(n, n, dtype=torch.bool).tril(-1),
+                                 [f"input {v}" for v in range(n)])
+    check.plot_made([correct], tmp_path / "made.png")
+    texts = [t.get_text() for t in figures[-1].texts] + [t.get_text() for t in figures[-1].legends[0].get_texts()]
+    assert "itself or later, not seen" in texts and "itself or later, SEEN (bug)" in texts, texts
+    assert not any(t.startswith("comes later") for t in texts), texts
+    assert any(t.startswith("orange is allowed") for t in texts), texts

@@ -218,6 +218,30 @@ def test_plots_write_pngs(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
 
 
+@pytest.mark.parametrize("history", [
+    [(1, 200.0, 150.0), (2, 140.0, 130.0)],                   # best at the last epoch
+    [(1, 150.0, 120.0), (2, 110.0, 125.0), (3, 100.0, 131.0)],  # best at the first, the top of the plot
+    [(1, 300.0, 200.0), (2, 150.0, 100.0), (3, 120.0, 140.0)],  # in the middle
+    [(1, 300.0, 200.0)],                                      # one epoch
+])
+def test_the_best_label_stays_inside_the_axes(history, tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    figures, save = [], matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *args, **kwargs: (figures.append(fig), save(fig, *args, **kwargs))[1])
+    plots.plot_learning_curves([{"epoch": e, "train_nll": t, "valid_nll": v} for e, t, v in history],
+                               tmp_path / "c.png")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = figures[-1]
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the figure is closed: a canvas of its own to measure on
+    ax = fig.axes[0]
+    label = next(t for t in ax.texts if t.get_text().startswith("best "))
+    inside, box = ax.get_window_extent(renderer), label.get_window_extent(renderer)
+    assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, (box, inside)
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -403,3 +427,102 @@ def test_cli_receptive_field_says_what_it_plots(tmp_path, capsys, monkeypatch):
     assert str(checkpoint) in figures[-1]._suptitle.get_text()
     code, err = _main(args + ["--channels", "16"], capsys)
     assert code == 2 and "a checkpoint has its own size" in err
+
+
+# --------------------------------------------------------------------------- interrupts and resumes
+
+
+class _InterruptingLoader:
+    """``loader``, but Ctrl-C (KeyboardInterrupt) when batch number ``at`` (counted over all epochs) is due."""
+
+    def __init__(self, loader, at):
+        self.loader, self.at, self.count = loader, at, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            self.count += 1
+            if self.count == self.at:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def _interrupted_run(tmp_path, at, epochs=3, resume=False):
+    torch.manual_seed(0)
+    model = build_model("made", IMPL, hidden_sizes=[16])
+    messages = []
+    train_loader = _InterruptingLoader(_loader("made", _toy_images(32, seed=1), 16, shuffle=True), at)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, train_loader, _loader("made", _toy_images(16, seed=2), 16, shuffle=False), epochs=epochs,
+              lr=1e-3, out_dir=tmp_path / "run", device="cpu", resume=resume, progress=False, log=messages.append,
+              config={"model": "made"})
+    return messages[-1]
+
+
+def test_an_interrupt_says_what_was_saved(tmp_path):
+    # Ctrl-C in epoch 1: no checkpoint yet, and the message must not promise one
+    message = _interrupted_run(tmp_path, at=2)
+    assert "during epoch 1" in message and "nothing of this run was saved" in message, message
+    assert not (tmp_path / "run" / "last.pt").exists() and "--resume" not in message
+    # Ctrl-C in epoch 2 (two batches per epoch): last.pt holds epoch 1, as the message says
+    message = _interrupted_run(tmp_path, at=4)
+    assert "during epoch 2" in message and "holds the state after epoch 1" in message, message
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+    # resumed, then interrupted before its first new epoch ends: still the epoch on disk
+    message = _interrupted_run(tmp_path, at=1, resume=True)
+    assert "during epoch 2" in message and "holds the state after epoch 1" in message, message
+
+
+def test_a_resumed_run_adds_up_its_time(tmp_path, capsys):
+    _data_or_skip()
+    import time
+
+    out = tmp_path / "run"
+    small = ["train", "made", "--impl", "solution", "--out", str(out), "--hidden", "8", "--train-limit", "100",
+             "--valid-limit", "50", "--test-limit", "50", "--n-samples", "1", "--no-progress"]
+    assert cli.main(small + ["--epochs", "1"]) == 0
+    first = json.loads((out / "results.json").read_text())
+    assert load_checkpoint(out / "last.pt")["wall_seconds"] <= first["wall_seconds"]
+    started = time.perf_counter()
+    assert cli.main(small + ["--epochs", "2", "--resume"]) == 0
+    second_session = time.perf_counter() - started
+    second = json.loads((out / "results.json").read_text())
+    assert 0 < second["wall_seconds"] - first["wall_seconds"] <= second_session  # the first session counts too
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert second["train_seconds"] == pytest.approx(sum(h["seconds"] for h in history))
+    assert "for the whole run, all its sessions" in capsys.readouterr().out
+
+
+def test_cli_debug_after_the_subcommand_and_hints_name_the_subcommand(capsys):
+    parser = cli.build_parser()
+    assert parser.parse_known_args(["check", "pixelcnn", "--debug"])[0].debug is True
+    assert parser.parse_known_args(["check", "pixelcnn"])[0].debug is False
+    code, err = _main(["train", "made", "--hiden", "100"], capsys)
+    assert code == 2 and err.strip() == ("python -m src train: error: unrecognized arguments: --hiden 100 "
+                                         "(see python -m src train -h)"), err
+
+
+def test_cli_figures_copies_what_the_runs_have(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = _main(["figures"], capsys)
+    assert code == 2 and "train first" in err and len(err.strip().splitlines()) == 1, err
+    for name in ("samples.png", "curves.png"):
+        plots.save_sample_grid(torch.rand(1, 784), tmp_path / "runs" / "made" / name)
+    assert cli.main(["figures"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "written" / "figures").iterdir()) == ["made_curves.png",
+                                                                                  "made_samples.png"]
+    assert (tmp_path / "written" / "figures" / "made_samples.png").read_bytes() == \
+        (tmp_path / "runs" / "made" / "samples.png").read_bytes()
+    assert "not in runs/pixelcnn/ yet (python -m src train pixelcnn writes them)" in out, out
+
+
+def test_cli_receptive_field_names_its_file_after_the_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["receptive-field", "pixelcnn", "--impl", "solution", "--channels", "4", "--blocks", "0"]) == 0
+    assert cli.main(["receptive-field", "made", "--impl", "solution"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["receptive_field_made.png",
+                                                                    "receptive_field_pixelcnn.png"]

@@ -166,6 +166,31 @@ def test_student_bundle_names_nothing_of_the_staff(bundles):
     assert not found, "the student bundle names staff-only things:\n  " + "\n  ".join(found)
 
 
+#: the staff's hardware and set-up, which mean nothing to a student (and times measured there are not theirs)
+STAFF_SETUP_WORDS = ("H200", "measuring machine", "CPU seconds", "CPU-seconds", "staff machine", "repository root",
+                     "git-ignored", "gitignore")
+
+
+def test_student_bundle_speaks_of_no_staff_hardware_or_set_up(bundles):
+    """No staff hardware or set-up in any text file of the student bundle, and no second implementation
+    (``solution``) in its course library outside the grader (src/grading/ says "the reference solution")."""
+    import re
+
+    pattern = re.compile("|".join(re.escape(word) for word in STAFF_SETUP_WORDS), re.IGNORECASE)
+    found = []
+    with zipfile.ZipFile(bundles.student_zip) as zf:
+        for name in zf.namelist():
+            payload = zf.read(name)
+            if b"\0" in payload[:8192]:
+                continue
+            for number, line in enumerate(payload.decode("utf-8", errors="replace").splitlines(), 1):
+                found += [f"{name}:{number}: {match.group(0)!r} in {line.strip()[:120]!r}"
+                          for match in pattern.finditer(line)]
+                if name.startswith("src/") and not name.startswith("src/grading/") and "solution" in line:
+                    found.append(f"{name}:{number}: 'solution' in {line.strip()[:120]!r}")
+    assert not found, "the student bundle speaks of the staff's machines or set-up:\n  " + "\n  ".join(found)
+
+
 def test_student_version_drops_staff_blocks():
     sys.path.insert(0, str(ROOT / "tools"))
     import build_release

@@ -113,12 +113,13 @@ def test_every_figure_has_one_command_in_one_file():
     assert len(registered) == len(names), "a command is registered twice"
     for figure in FIGURES:
         assert figure in registered, f"no command for {figure}.png in library_commands.tex"
-        assert "--figures written/figures" in registered[figure]
+        assert registered[figure].startswith("python -m src train "), figure  # the run; `figures` copies
+    assert registered["figures"] == "python -m src figures"
     used = set()
     for tex in list(WRITTEN.rglob("*.tex")) + list(KEY.rglob("*.tex")):
         text = _strip_comments(tex.read_text())
         used.update(re.findall(r"\\psfigure(?:\[[^\]]*\])?\{([^}]*)\}", text))
-        used.update(re.findall(r"\\LibraryCommand\{([^}]*)\}", text))
+        used.update(re.findall(r"\\(?:Fitted)?LibraryCommand(?:Line)?\{([^}]*)\}", text))
         if tex.name != "library_commands.tex":
             assert "python -m src" not in text, f"{tex.name}: name library commands only in library_commands.tex"
     assert set(FIGURES) <= used
@@ -176,7 +177,8 @@ def test_library_commands_paste_back_from_the_pdf(built_template):
                           check=True).stdout
     commands = dict(re.findall(r"\\SetLibraryCommand\{([^}]*)\}\{([^}]*)\}",
                                _strip_comments((WRITTEN / "library_commands.tex").read_text())))
-    used = {name for name in FIGURES} | {"made_help"} | {name for name in commands if name.startswith("train_")}
+    used = {name for name in FIGURES} | {"made_help", "figures"} | set(_question_commands()) | {
+        name for name in commands if name.startswith("train_")}
     lines = text.splitlines()
     for name in sorted(used):
         assert any(commands[name] in line for line in lines), f"{name}: {commands[name]!r} not on one line of the PDF"
@@ -191,3 +193,92 @@ def test_plain_rebuild_includes_a_figure_that_appeared(built_template):
     assert ok, message
     recorded = (built_template / "main.fls").read_text()
     assert "figures/made_curves.png" in recorded, "latexmk did not rebuild: the new figure is not in the PDF"
+
+
+# --------------------------------------------------------------------------- the questions' commands
+
+#: For every library command that a question names: the options that make it small (appended: the last
+#: of a repeated option wins) and the lines it must print (what the question asks for, labelled).
+NLL_LINE = r"[\d.]+ nats \([\d.]+ bits/dim\) on 50 test images$"
+MADE_SMALL = ["--impl", "solution", "--hidden", "16", "--epochs", "1", "--train-limit", "200", "--valid-limit",
+              "50", "--test-limit", "50", "--n-samples", "1", "--no-progress"]
+PIXELCNN_SMALL = ["--impl", "solution", "--channels", "4", "--blocks", "0", "--kernel-size", "3", "--epochs", "1",
+                  "--train-limit", "50", "--valid-limit", "50", "--test-limit", "50", "--n-samples", "1",
+                  "--no-progress"]
+TRAINED = [r"^made \(solution, [\d,]+ parameters", r"^training time: [\d.]+ s for 1 epoch",
+           r"^independent-pixel baseline on the same images: [\d.]+ nats"]
+QUESTION_COMMANDS = {
+    "made_help": ([], [r"--num-masks", r"--random-ordering", r"--seed"]),
+    "baseline": (["--train-limit", "200", "--test-limit", "50"],
+                 [r"^independent pixels \(fit on 200 training images\): [\d.]+ nats",
+                  r"^uniform: 543\.43 nats \(1\.0000 bits/dim\)$"]),
+    "train_made": (MADE_SMALL, [r"^test NLL " + NLL_LINE, *TRAINED]),
+    "made_random": (MADE_SMALL, [r"^test NLL " + NLL_LINE, *TRAINED]),
+    "made_seed": (MADE_SMALL, [r"^test NLL " + NLL_LINE, *TRAINED]),
+    "made_masks": (MADE_SMALL, [r"^test NLL, ensemble of 4 mask sets: " + NLL_LINE, *TRAINED]),
+    "train_pixelcnn": (PIXELCNN_SMALL, [r"^test NLL " + NLL_LINE]),
+    "made_masks_ensemble": (["--impl", "solution", "--limit", "50", "--no-progress"],
+                            [r"^test NLL, ensemble of 4 mask sets: [\d.]+ nats \([\d.]+ bits/dim\) on 50 images$"]),
+    "made_masks_single": (["--impl", "solution", "--limit", "50", "--no-progress"],
+                          [r"^test NLL, mask set \d alone \(of 4\): [\d.]+ nats \([\d.]+ bits/dim\) on 50 images$"]),
+    "figures": ([], [r"^copied 5 figure\(s\) into written/figures"]),
+}
+
+
+def _question_commands():
+    """The library commands named in the questions and the instructions, in the order they appear."""
+    names = []
+    for tex in [WRITTEN / "front.tex"] + sorted((WRITTEN / "questions").glob("*.tex")):
+        for name in re.findall(r"\\(?:Fitted)?LibraryCommand(?:Line)?\{([^}]*)\}", _strip_comments(tex.read_text())):
+            names.append(name) if name not in names else None
+    return names
+
+
+def test_every_question_command_runs_and_prints_what_the_question_asks(tmp_path, monkeypatch, capsys):
+    """Walk through the questions' commands (small sizes) in a copy of written/, as a student would, then
+    build the PDF: the figures reach it by the documented path (train, then `python -m src figures`)."""
+    import shlex
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from src import cli, data
+
+    try:
+        data.binarized_mnist("test")
+    except FileNotFoundError as error:
+        pytest.skip(f"MNIST is not there: {error}")
+    commands = dict(re.findall(r"\\SetLibraryCommand\{([^}]*)\}\{([^}]*)\}",
+                               _strip_comments((WRITTEN / "library_commands.tex").read_text())))
+    used = _question_commands()
+    assert {"train_made", "train_pixelcnn", "figures", "made_masks_single"} <= set(used), used
+    assert set(used) <= set(QUESTION_COMMANDS), f"no expectation in QUESTION_COMMANDS for {set(used) - set(QUESTION_COMMANDS)}"
+    _load_checker().copy_sources(tmp_path)
+    for figure in (tmp_path / "written" / "figures").glob("*.png"):
+        figure.unlink()
+    monkeypatch.chdir(tmp_path)  # relative paths as the commands give them: runs/..., written/figures
+    order = sorted(used, key=lambda name: (name == "figures", "evaluate" in commands[name]))  # runs first
+    printed = {}
+    for name in order:
+        small, expected = QUESTION_COMMANDS[name]
+        argv = shlex.split(commands[name])
+        assert argv[:3] == ["python", "-m", "src"], commands[name]
+        try:
+            status = cli.main(argv[3:] + small)
+        except SystemExit as exit_:  # --help
+            status = exit_.code
+        out = printed[name] = capsys.readouterr().out
+        assert status == 0, f"{commands[name]}: exit {status}\n{out}"
+        for pattern in expected:
+            assert re.search(pattern, out, re.M), f"{commands[name]} did not print {pattern!r}:\n{out}"
+    # the ensemble that the training run printed is the one that `evaluate` measures, on the same images
+    trained = re.search(r"ensemble of 4 mask sets: ([\d.]+) nats", printed["made_masks"]).group(1)
+    assert re.search(r"ensemble of 4 mask sets: ([\d.]+) nats", printed["made_masks_ensemble"]).group(1) == trained
+    for figure in FIGURES:
+        assert (tmp_path / "written" / "figures" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG", figure
+    if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
+        return  # the figures are where main.tex reads them; building it needs LaTeX
+    ok, _, message = _load_checker().build(tmp_path, "template", "written", "main.tex")
+    assert ok, message
+    recorded = (tmp_path / "written" / "main.fls").read_text()
+    for figure in FIGURES:
+        assert f"figures/{figure}.png" in recorded, f"{figure}.png is not in the PDF"
