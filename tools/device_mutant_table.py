@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from src import device_check
+from src import device_check  # noqa: E402  (after the path insert above)
 
 CATALOGUE = ROOT / "staff_tests" / "device_mutants" / "catalogue.json"
 
