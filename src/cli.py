@@ -268,10 +268,15 @@ def load_images(model, split, limit=None, levels=4):
     """Images of one split for ``model``: float32 (N,1,28,28) binarised, or int64 (N,3,28,28) coloured."""
     from . import data
 
-    x = data.colored_mnist(split, levels=levels) if model == "pixelcnn_color" else data.binarized_mnist(split)
+    # the limit goes to the data module, which converts only those images (a slice of the whole split
+    # would keep all of it in memory: 157 MB of float32 for binarised MNIST's training split)
+    if model == "pixelcnn_color":
+        x = data.colored_mnist(split, levels=levels, limit=limit)
+    else:
+        x = data.binarized_mnist(split, limit=limit)
     if isinstance(x, (tuple, list)):
         x = x[0]
-    return x[:limit] if limit else x
+    return x
 
 
 def make_loader(model, images, batch_size, shuffle, seed=0):
@@ -608,8 +613,8 @@ def cmd_baseline(args):
 
     model = "pixelcnn_color" if args.data == "color" else "pixelcnn"
     levels = args.levels if args.data == "color" else 2
-    train_x = load_images(model, "train", args.train_limit, levels).long()
-    test_x = load_images(model, "test", args.test_limit, levels).long()
+    train_x = load_images(model, "train", args.train_limit, levels)
+    test_x = load_images(model, "test", args.test_limit, levels)
     ind = independent_pixel_baseline(train_x, test_x, num_levels=levels)
     uni = uniform_baseline(test_x[0].numel(), levels)
     print(f"{'binarised' if args.data == 'binary' else 'coloured'} MNIST, {len(test_x)} test images "

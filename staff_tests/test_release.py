@@ -13,6 +13,7 @@ show ?/points).  A leak planted in a copy of the repository must fail the build.
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from conftest import ROOT, run, validate_results
 
@@ -265,9 +267,47 @@ def test_readme_and_ci_agree_on_the_commands():
     assert readme.index("```bash") < 5, "the two commands must come first in README.md"
     ci = (ROOT / ".ci" / "run").read_text()
     assert "\npython -m pytest staff_tests\n" in ci and "pip install --quiet -r requirements.txt" in ci
-    requirements = (ROOT / "requirements.txt").read_text()
-    for pin in ("torch==2.14.1", "torchvision==0.29.1"):
-        assert pin in requirements.splitlines()
+
+
+def _requirement(lines, name, staff):
+    """The specifier of ``name`` in requirements.txt, in the staff-only block or outside it."""
+    inside, found = False, []
+    for line in lines:
+        inside = (inside or "BEGIN STAFF ONLY" in line) and "END STAFF ONLY" not in line
+        text = line.split("#")[0].strip()
+        if inside == staff and re.fullmatch(rf"{name}\s*[<>=!~].*", text):
+            found.append(text[len(name):].strip())
+    assert len(found) == 1, f"expected one {name} line {'inside' if staff else 'outside'} the staff block: {found}"
+    return found[0]
+
+
+def test_torch_range_covers_the_recorded_and_the_autograder_torch():
+    """Students get a range of torch (tested at its ends: README, "On a GPU machine or Colab"); the staff
+    pin is the torch the fixtures were recorded with, and the Gradescope bundle's torch lies in the range."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    torch_range = SpecifierSet(_requirement(lines, "torch", staff=False))
+    vision_range = SpecifierSet(_requirement(lines, "torchvision", staff=False))
+    staff_pin = _requirement(lines, "torch", staff=True)
+    assert staff_pin.startswith("==")
+    recorded = {torch.load(path, weights_only=True)["_meta"]["torch_version"].split("+")[0]
+                for path in (ROOT / "tests" / "fixtures" / "public.pt", ROOT / "hidden_tests" / "fixtures" / "expected.pt")}
+    assert recorded == {staff_pin[2:]}, f"fixtures recorded with torch {recorded}, staff pin {staff_pin}"
+    setup = (ROOT / "release" / "setup.sh").read_text()
+    autograder_torch = re.search(r'PS1_TORCH_VERSION:-([0-9.]+)\}', setup).group(1)
+    ends = sorted(Version(s.version) for s in torch_range if s.operator in (">=", "<="))
+    assert len(ends) == 2, f"the torch range must have two tested ends (>= and <=): {torch_range}"
+    for version in (staff_pin[2:], autograder_torch):
+        assert version in torch_range, f"torch {version} is outside requirements.txt's range {torch_range}"
+    # torchvision 0.(N+15) goes with torch 2.N (0.29.x accepts torch >= 2.14)
+    low, high = (Version(s.version) for s in sorted(vision_range, key=lambda s: s.operator != ">="))
+    assert (low.minor, high.minor) == (ends[0].minor + 15, ends[1].minor + 14), (torch_range, vision_range)
+    assert _requirement(lines, "torchvision", staff=True)[2:] in vision_range
+    readme = (ROOT / "README.md").read_text()
+    for version in ends:
+        assert f"torch {version}" in readme, f"README does not say that torch {version} was tested"
 
 
 # -- the leak check ------------------------------------------------------------------------------------------------
