@@ -17,7 +17,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "solution"))
-from made import MADE
+from made import MADE  # noqa: E402  (after the path insert above)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--train-limit", type=int, default=20000)

@@ -21,8 +21,8 @@ WALL0 = time.perf_counter()  # before torch is imported: start-up includes the i
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from src import cli, models, plots
-from src import train as train_module
+from src import cli, models, plots  # noqa: E402  (after the path insert above)
+from src import train as train_module  # noqa: E402  (after the path insert above)
 
 #: phase name -> (module, function names) timed as that phase
 PHASES = {
