@@ -16,6 +16,7 @@ from src.grading.host.judging.q2 import (
     F32,
     LL,
     NORMALISATION_ATOL,
+    mask_label,
     sample_p_value,
     needs,
     expect_true,
@@ -218,9 +219,9 @@ def test_2a_hidden(student, reference, set_score=None):
                         problem=f"expected a list of {len(degrees)} masks, got {masks!r}"[:300])
             shapes = [(len(b), len(a)) for a, b in zip(degrees[:-1], degrees[1:])] + [(k * nin, len(degrees[-1]))]
             for layer, (mask, shape) in enumerate(zip(masks, shapes)):
-                expect_tensor(mask, what="made_masks", case=f"{case}, mask {layer}", shape=shape, dtype_kind="float")
+                expect_tensor(mask, what="made_masks", case=f"{case}, {mask_label(layer, len(degrees))}", shape=shape, dtype_kind="float")
                 expect_equal(mask, reference(f"masks_{index}_{layer}", mask), what="made_masks",
-                             case=f"{case}, mask {layer}", hidden=True)
+                             case=f"{case}, {mask_label(layer, len(degrees))}", hidden=True)
     cases.finish(set_score)
 
 

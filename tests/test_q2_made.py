@@ -27,6 +27,7 @@ from src.grading.host.judging.q2 import (
     F32,
     LL,
     NORMALISATION_ATOL,
+    mask_label,
     sample_p_value,
     needs,
     expect_true,
@@ -105,8 +106,8 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
             expect_true(isinstance(masks, list) and len(masks) == 3, what=what, case=case,
                         problem=f"expected a list of 3 masks, got {masks!r}"[:300])
             for layer, (mask, shape) in enumerate(zip(masks, [(5, 4), (6, 5), (4 * k, 6)])):
-                expect_tensor(mask, what=what, case=f"{case}, mask {layer}", shape=shape, dtype_kind="float")
-                expect_equal(mask, reference(f"masks_k{k}_{layer}", mask), what=what, case=f"{case}, mask {layer}")
+                expect_tensor(mask, what=what, case=f"{case}, {mask_label(layer, 3)}", shape=shape, dtype_kind="float")
+                expect_equal(mask, reference(f"masks_k{k}_{layer}", mask), what=what, case=f"{case}, {mask_label(layer, 3)}")
     cases.finish(set_score)
 
 

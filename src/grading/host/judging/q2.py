@@ -43,6 +43,13 @@ def expect_masked_gradient(out, shape, *, case):
     return grad
 
 
+def mask_label(layer, n_masks):
+    """How a message names ``made_masks``' mask number ``layer`` of ``n_masks``: which layers it joins."""
+    if layer == n_masks - 1:
+        return f"mask {layer} (last hidden layer -> output)"
+    return f"mask {layer} ({'input' if layer == 0 else f'hidden layer {layer}'} -> hidden layer {layer + 1})"
+
+
 def bernoulli_ll(x, logits):
     """float64 log-likelihood of binary ``x`` (B, D) under Bernoulli(sigmoid(logits)), summed over D."""
     return -F.binary_cross_entropy_with_logits(logits.double(), x.double(), reduction="none").sum(1)
