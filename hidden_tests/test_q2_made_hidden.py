@@ -58,9 +58,10 @@ MASK_CASES = [  # (degrees, k): valid degrees, input degrees first
 def test_2a_hidden(student, reference, set_score=None):
     """The rule per part (``requires``: credited only if the named part also passed):
 
-    * the mask buffer, .double(), the state_dict: judged on their own; each checks what ``__init__`` registered
-      (a stub raises, so nothing earns them without code) and, for the state_dict, a mask that set_mask stored
-      (the mask set has 0s), so they need no other part and a failing gradient does not withhold them;
+    * the mask buffer, .double(), the state_dict: each checks what ``__init__`` registered and that the buffer
+      then holds the mask that set_mask stored (the mask set has 0s): a registered buffer alone is structure,
+      which a layer computing nothing would have; they need no forward values, so a failing gradient does not
+      withhold them;
     * set_mask with array-likes, in place, twice; forward and its gradients (0 where the mask is 0, and the weight
       itself left unchanged): values, judged on their own;
     * ``MaskedLinear.forward is vectorised``: speed, which code that computes nothing would pass: requires
@@ -87,6 +88,9 @@ def test_2a_hidden(student, reference, set_score=None):
             mask = expect_tensor(out["initial_mask"], what=what, case=case + ", mask after __init__",
                                  shape=(cout, cin), dtype_kind="float")
             expect_true(bool((mask == 1).all()), what=what, case=case, problem="the initial mask must be all ones")
+            # and holds what set_mask stored: a registered buffer alone is structure (see the docstring)
+            expect_equal(out["mask_after_set"], out["mask_set"], what="MaskedLinear.set_mask",
+                         case=case + ", the mask buffer after set_mask")
     set_mask_double = "MaskedLinear.set_mask: in place (same tensor, dtype kept after .double())"
     out_double = None
     double_part = "MaskedLinear: the mask moves with the module (.double())"
@@ -97,6 +101,8 @@ def test_2a_hidden(student, reference, set_score=None):
         expect_true(mask.dtype == torch.float64, what=what, case=case,
                     problem=f"after .double() the mask has dtype {mask.dtype}: it must be a buffer, so that "
                             ".to()/.double() convert it")
+        expect_equal(out_double["mask_after_set"], out_double["mask_set"],
+                     what="MaskedLinear.set_mask", case=case + ", the mask buffer after set_mask")
     with cases.case(0.15, "MaskedLinear.set_mask: array-likes (list, bool tensor, numpy array, float64 tensor)"):
         for kind in ("list", "bool", "numpy", "double"):
             case = f"set_mask with a {kind} mask"

@@ -49,8 +49,9 @@ from src.grading.host.judging.q2 import (
 def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
     """Four parts, each judged on its own (no ``requires``):
 
-    * ``the mask buffer`` (0.3): what ``__init__`` registers (a buffer, in the state_dict, all ones); a stub
-      raises, so nothing earns it without code, and a failing gradient does not withhold it;
+    * ``the mask buffer`` (0.3): what ``__init__`` registers (a buffer, in the state_dict, all ones) and that
+      the buffer then holds what ``set_mask`` stored (a result, so that a layer computing nothing earns
+      nothing); it does not depend on forward, so a failing gradient does not withhold it;
     * ``set_mask, forward and gradients`` (0.2): values against the reference's, the gradient 0 where the mask
       is 0, and forward leaving ``self.weight`` unchanged;
     * ``made_degrees``, ``made_masks`` (0.25 each): values against the reference's.
@@ -68,6 +69,10 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
         mask = expect_tensor(out["initial_mask"], what=what, case=case + ", mask after __init__", shape=(3, 5),
                              dtype_kind="float")
         expect_true(bool((mask == 1).all()), what=what, case=case, problem="the initial mask must be all ones")
+        # the buffer must also hold what set_mask stored: a registered buffer alone is structure, which a
+        # MaskedLinear that computes nothing (set_mask doing nothing) would have too
+        expect_equal(out["mask_after_set"], out["mask_set"], what="MaskedLinear.set_mask",
+                     case=case + ", the mask buffer after set_mask")
     with cases.case(0.2, "MaskedLinear: set_mask, forward and gradients"):
         case = "MaskedLinear(5, 3), one random mask, batch of 4"
         needs(out, what=what, case=case, part="MaskedLinear: the mask buffer")
