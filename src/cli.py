@@ -702,9 +702,9 @@ def main(argv=None):
             return fail("src/data.py (the data module) is missing")
         if isinstance(error, ValueError) and where is None:
             return fail(error)  # a bad hyper-parameter, checked by src/ (errors raised in your code keep their traceback)
-        # your code mixing devices (on a GPU, or on the stand-in device of the staff tests): one line
+        # your code mixing devices (on a GPU, or on the stand-in device of src/standin_device.py): one line
         from .standin_device import explain
-        line = explain(error, [p for folder in ("submission", "solution") for p in (ROOT / folder).glob("*.py")])
+        line = explain(error, [p for folder in IMPL_FOLDERS for p in folder.glob("*.py")])
         if line is not None:
             return fail(line)
         raise

@@ -8,8 +8,8 @@ the stand-in device of :mod:`src.standin_device` (any machine: CUDA's rules, the
 the values must be equal) or ``"cuda"`` (values within float tolerance; samples only checked for
 shape, values and device, since CUDA's random numbers are not the CPU's).
 
-``python -m src check made|pixelcnn`` runs the parts of its model on the stand-in; the staff tests
-run them on the device mutants (``staff_tests/device_mutants/``).  The same parts with ``dtype =
+``python -m src check made|pixelcnn`` runs the parts of its model on the stand-in; the course's
+own tests run them on catalogued device bugs too.  The same parts with ``dtype =
 torch.float64`` on the CPU show a float32 hard-coded inside a function (compare with the
 reference's float64 values).
 
@@ -112,7 +112,7 @@ def _fvsbn(mods, device, dtype, gen, seen):
 
 
 class _IndependentBernoulli(nn.Module):
-    """A device-safe staff model for ``evaluate_nll``: independent Bernoulli pixels."""
+    """A device-safe model of our own for ``evaluate_nll``: independent Bernoulli pixels."""
 
     def __init__(self, dim):
         super().__init__()

@@ -25,7 +25,7 @@ only device type besides ``cpu`` that PyTorch's autograd engine runs without a d
 wrapper reporting ``cuda`` aborts the process in ``backward`` on torch 2.13.0+cpu, "not linked with
 support for cuda devices", and on 2.14.1+cu130 without a GPU, "CUDA driver version is
 insufficient").  The ``meta`` device itself is not enough: it has no values, and it accepts a CPU
-input against meta weights.  Works with torch 2.13.0 and 2.14.1 (``staff_tests/test_standin_device.py``).
+input against meta weights.  Tested with torch 2.13.0 and 2.14.1.
 
 Use::
 
@@ -48,7 +48,7 @@ from torch.utils._python_dispatch import return_and_correct_aliasing
 DEVICE = torch.device("meta")
 #: how messages call it
 NAME = "the device"
-#: ``PSET_STANDIN_DEVICE=1``: ``--device cuda`` of the library means the stand-in (staff tests of the CLI)
+#: ``PSET_STANDIN_DEVICE=1``: ``--device cuda`` of the library means the stand-in (to test the CLI without a GPU)
 ENV_VAR = "PSET_STANDIN_DEVICE"
 
 aten = torch.ops.aten

@@ -211,7 +211,7 @@ def mean_nll(model, loader):
 def resolve_device(device):
     """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; anything else as given.
 
-    Staff tests without a GPU: with ``PSET_STANDIN_DEVICE=1`` in the environment, ``"cuda"`` means
+    Tests without a GPU: with ``PSET_STANDIN_DEVICE=1`` in the environment, ``"cuda"`` means
     the stand-in device of :mod:`src.standin_device` (CUDA's rules of device mixing, CPU values).
     """
     if device in (None, "auto"):

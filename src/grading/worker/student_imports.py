@@ -3,11 +3,10 @@
 A student file uses another with ``import autoregressive`` (the worker, like the course library, puts the
 graded folder first on ``sys.path``).  ``from submission.autoregressive import ...`` would find the
 ``submission/`` folder beside ``grader.py`` instead, which is not the folder being graded (``--submission
-COPY``, a TA's regrade): a broken ``autoregressive.py`` in the graded copy could score through the other
+COPY``, a grade of another copy): a broken ``autoregressive.py`` in the graded copy could score through the other
 file.  ``GradedFolderAlias`` makes ``submission`` stand for the graded folder: ``submission.<name>`` is the
 very module ``<name>`` of that folder (the same object, so the stand-ins of hung functions apply to both).
-The same holds on Gradescope, where ``release/run_autograder`` copies the student's files into
-``source/submission/``.
+The same holds on Gradescope, where the student's files are copied into ``source/submission/``.
 """
 import importlib
 import importlib.abc
