@@ -144,23 +144,24 @@ print(json.dumps(texts))
 """
 
 
+def _text_lines(zip_path):
+    """``(name, line number, line)`` of every text file (no NUL byte in its first 8 KB) of a zip."""
+    with zipfile.ZipFile(zip_path) as zf:
+        for name in zf.namelist():
+            payload = zf.read(name)
+            if b"\0" not in payload[:8192]:
+                for number, line in enumerate(payload.decode("utf-8", errors="replace").splitlines(), 1):
+                    yield name, number, line
+
+
 def test_student_bundle_names_nothing_of_the_staff(bundles):
     """No staff-only name in any text file of the student bundle, nor in any help it prints (grader.py -h,
     python -m src -h and every subcommand's -h, run from the unpacked bundle in one process: about 10 s)."""
-    import re
 
     pattern = re.compile("|".join(re.escape(name).replace(r"\ ", r"\s+") for name in staff_only_names()),
                          re.IGNORECASE)
-    found = []
-    with zipfile.ZipFile(bundles.student_zip) as zf:
-        for name in zf.namelist():
-            payload = zf.read(name)
-            if b"\0" in payload[:8192]:
-                continue
-            text = payload.decode("utf-8", errors="replace")
-            for number, line in enumerate(text.splitlines(), 1):
-                found += [f"{name}:{number}: {match.group(0)!r} in {line.strip()[:120]!r}"
-                          for match in pattern.finditer(line)]
+    found = [f"{name}:{number}: {match.group(0)!r} in {line.strip()[:120]!r}"
+             for name, number, line in _text_lines(bundles.student_zip) for match in pattern.finditer(line)]
     helps = json.loads(run([sys.executable, "-c", HELP_SCRIPT], cwd=bundles.student_dir, timeout=300).stdout)
     assert len(helps) > 3 and all("usage:" in text for text in helps.values()), helps
     for command, text in helps.items():
@@ -176,20 +177,13 @@ STAFF_SETUP_WORDS = ("H200", "measuring machine", "CPU seconds", "CPU-seconds", 
 def test_student_bundle_speaks_of_no_staff_hardware_or_set_up(bundles):
     """No staff hardware or set-up in any text file of the student bundle, and no second implementation
     (``solution``) in its course library outside the grader (src/grading/ says "the reference solution")."""
-    import re
 
     pattern = re.compile("|".join(re.escape(word) for word in STAFF_SETUP_WORDS), re.IGNORECASE)
     found = []
-    with zipfile.ZipFile(bundles.student_zip) as zf:
-        for name in zf.namelist():
-            payload = zf.read(name)
-            if b"\0" in payload[:8192]:
-                continue
-            for number, line in enumerate(payload.decode("utf-8", errors="replace").splitlines(), 1):
-                found += [f"{name}:{number}: {match.group(0)!r} in {line.strip()[:120]!r}"
-                          for match in pattern.finditer(line)]
-                if name.startswith("src/") and not name.startswith("src/grading/") and "solution" in line:
-                    found.append(f"{name}:{number}: 'solution' in {line.strip()[:120]!r}")
+    for name, number, line in _text_lines(bundles.student_zip):
+        found += [f"{name}:{number}: {match.group(0)!r} in {line.strip()[:120]!r}" for match in pattern.finditer(line)]
+        if name.startswith("src/") and not name.startswith("src/grading/") and "solution" in line:
+            found.append(f"{name}:{number}: 'solution' in {line.strip()[:120]!r}")
     assert not found, "the student bundle speaks of the staff's machines or set-up:\n  " + "\n  ".join(found)
 
 
