@@ -58,19 +58,11 @@ class Channels:
             self.popen_kwargs = {"pass_fds": (self.request_read, self.response_write)}
 
     def close_child_ends(self):
-        for fd in (self.request_read, self.response_write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        _close_quietly(self.request_read, self.response_write)
 
     def close_all(self):
         self.close_child_ends()
-        for fd in (self.request_write, self.response_read):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        _close_quietly(self.request_write, self.response_read)
 
     def parent_ends(self):
         return os.fdopen(self.request_write, "wb", buffering=0), os.fdopen(self.response_read, "rb")
@@ -89,3 +81,12 @@ def rss_kb(pid):
         except (OSError, ValueError, subprocess.SubprocessError):
             pass
     return None, None
+
+
+def _close_quietly(*fds):
+    """Close each file descriptor; one already closed (the worker's end after start-up) is no error."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
