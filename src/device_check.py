@@ -37,6 +37,8 @@ class Part:
     label: str
     module: str
     run: object
+    sampling: tuple = None  # (n, steps): ``run`` draws n samples of `steps` variables (or pixels) each
+    sample_kwargs: tuple = ()  # ((name, value), ...): the other arguments of its ``sample`` call
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Result:
     values: dict = field(default_factory=dict)
     error: str = None
     not_implemented: bool = False
+    host_copies: object = None  # on the stand-in, for parts that sample: a standin_device.HostCopies
+    model: object = None  # the part's model, on the device (None for parts without one)
 
 
 def _seeded(seed):
@@ -64,6 +68,17 @@ def _log_prob_and_grads(model, x):
     return {"log_prob": log_p, **_grads(model)}
 
 
+#: the key under which a part's values carry the copies to the host that ``sample`` made
+SAMPLING_COPIES = "copies to the host while sampling"
+
+
+def _sample(model, n, gen, **kwargs):
+    """``model.sample(n, ...)`` and the copies to the host it made (counted on the stand-in only)."""
+    with standin_device.counting_host_copies() as copies:
+        sample = model.sample(n, generator=gen, **kwargs)
+    return {"sample": sample, SAMPLING_COPIES: copies}
+
+
 def _randomise(model, gen):
     """Non-zero parameters (DiscreteAR2D and FVSBN start at zero: every value would be trivial)."""
     with torch.no_grad():
@@ -75,7 +90,7 @@ def _randomise(model, gen):
 # The parts: (model built on the CPU, moved to `device`) -> values
 # ---------------------------------------------------------------------------
 
-def _likelihoods(mods, device, dtype, gen, seen):
+def _likelihoods(mods, device, dtype, gen, keep):
     gen_cpu = _seeded(SEED - 1)
     ar = mods.autoregressive
     x_bin = torch.bernoulli(torch.full((4, 2, 3), 0.5), generator=gen_cpu)
@@ -87,27 +102,27 @@ def _likelihoods(mods, device, dtype, gen, seen):
                                                                               logits_cat.to(device))}
 
 
-def _discrete_ar2d(mods, device, dtype, gen, seen):
+def _discrete_ar2d(mods, device, dtype, gen, keep):
     gen_cpu = _seeded(SEED)
     model = mods.autoregressive.DiscreteAR2D(4, order=(1, 0)).to(dtype)
-    seen.append(model)
+    model = keep(model)
     _randomise(model, gen_cpu)
     x = torch.randint(0, 4, (9, 2), generator=gen_cpu)
     model.to(device)
     values = _log_prob_and_grads(model, x.to(device))
-    values["sample"] = model.sample(7, generator=gen)
+    values.update(_sample(model, 7, gen))
     return model, values
 
 
-def _fvsbn(mods, device, dtype, gen, seen):
+def _fvsbn(mods, device, dtype, gen, keep):
     gen_cpu = _seeded(SEED + 1)
     model = mods.autoregressive.FVSBN(5, order=[3, 0, 4, 1, 2]).to(dtype)
-    seen.append(model)
+    model = keep(model)
     _randomise(model, gen_cpu)
     x = torch.bernoulli(torch.full((6, 5), 0.5), generator=gen_cpu).to(dtype)
     model.to(device)
     values = _log_prob_and_grads(model, x.to(device))
-    values["sample"] = model.sample(7, generator=gen)
+    values.update(_sample(model, 7, gen))
     return model, values
 
 
@@ -123,10 +138,10 @@ class _IndependentBernoulli(nn.Module):
         return -nn.functional.binary_cross_entropy_with_logits(self.logits.expand_as(x), x, reduction="none").sum(1)
 
 
-def _evaluate_nll(mods, device, dtype, gen, seen):
+def _evaluate_nll(mods, device, dtype, gen, keep):
     gen_cpu = _seeded(SEED + 2)
     model = _IndependentBernoulli(6).to(dtype)
-    seen.append(model)
+    model = keep(model)
     data = torch.bernoulli(torch.full((11, 6), 0.3), generator=gen_cpu)
     loader = [(data[i:i + 4], torch.zeros(len(data[i:i + 4]))) for i in range(0, 11, 4)]  # CPU batches, as a DataLoader gives
     model.to(device)
@@ -134,10 +149,10 @@ def _evaluate_nll(mods, device, dtype, gen, seen):
     return model, {key: float(result[key]) for key in ("nll", "bits_per_dim")}
 
 
-def _masked_linear(mods, device, dtype, gen, seen):
+def _masked_linear(mods, device, dtype, gen, keep):
     gen_cpu = _seeded(SEED + 3)
     layer = mods.made.MaskedLinear(5, 4).to(dtype)
-    seen.append(layer)
+    layer = keep(layer)
     mask = (torch.rand(4, 5, generator=gen_cpu) < 0.5).float()  # a CPU mask, as made_masks gives it
     x = torch.randn(3, 5, generator=gen_cpu, dtype=dtype).requires_grad_(False)
     layer.to(device)
@@ -147,24 +162,23 @@ def _masked_linear(mods, device, dtype, gen, seen):
     return layer, {"forward": out, **_grads(layer)}
 
 
-def _made(mods, dtype, seen, **kwargs):
+def _made(mods, dtype, keep, **kwargs):
     torch.manual_seed(SEED + 4)
-    seen.append(mods.made.MADE(6, [12, 12], 6, **kwargs).to(dtype))
-    return seen[-1]
+    return keep(mods.made.MADE(6, [12, 12], 6, **kwargs).to(dtype))
 
 
 def _made_data(dtype):
     return torch.bernoulli(torch.full((5, 6), 0.5), generator=torch.Generator().manual_seed(SEED + 5)).to(dtype)
 
 
-def _made_forward_log_prob(mods, device, dtype, gen, seen):
-    model = _made(mods, dtype, seen, seed=7).to(device)
+def _made_forward_log_prob(mods, device, dtype, gen, keep):
+    model = _made(mods, dtype, keep, seed=7).to(device)
     x = _made_data(dtype).to(device)
     return model, {"forward": model(x), **_log_prob_and_grads(model, x)}
 
 
-def _made_ensemble(mods, device, dtype, gen, seen):
-    model = _made(mods, dtype, seen, num_masks=3, natural_ordering=False, seed=8).to(device)
+def _made_ensemble(mods, device, dtype, gen, keep):
+    model = _made(mods, dtype, keep, num_masks=3, natural_ordering=False, seed=8).to(device)
     x = _made_data(dtype).to(device)
     values = {"log_prob (3 mask sets)": model.log_prob(x)}
     model.update_masks()
@@ -173,26 +187,25 @@ def _made_ensemble(mods, device, dtype, gen, seen):
     return model, values
 
 
-def _made_sample(mods, device, dtype, gen, seen):
-    model = _made(mods, dtype, seen, num_masks=2, natural_ordering=False, seed=9).to(device)
+def _made_sample(mods, device, dtype, gen, keep):
+    model = _made(mods, dtype, keep, num_masks=2, natural_ordering=False, seed=9).to(device)
     model.update_masks()
-    return model, {"sample": model.sample(7, generator=gen)}
+    return model, _sample(model, 7, gen)
 
 
-def _pixelcnn(mods, dtype, seen, **kwargs):
+def _pixelcnn(mods, dtype, keep, **kwargs):
     torch.manual_seed(SEED + 6)
-    seen.append(mods.pixelcnn.PixelCNN(**kwargs).to(dtype))
-    return seen[-1]
+    return keep(mods.pixelcnn.PixelCNN(**kwargs).to(dtype))
 
 
 GREY = {"in_channels": 1, "num_levels": 2, "channels": 8, "num_blocks": 1, "kernel_size": 3}
 COLOUR = {"in_channels": 3, "num_levels": 4, "channels": 6, "num_blocks": 1, "kernel_size": 3}
 
 
-def _masked_conv(mods, device, dtype, gen, seen):
+def _masked_conv(mods, device, dtype, gen, keep):
     gen_cpu = _seeded(SEED + 7)
     conv = mods.pixelcnn.MaskedConv2d("A", 2, 4, 3).to(dtype)
-    seen.append(conv)
+    conv = keep(conv)
     x = torch.randn(2, 2, 4, 4, generator=gen_cpu, dtype=dtype)
     conv.to(device)
     return conv, {"forward": conv(x.to(device))}
@@ -203,42 +216,77 @@ def _images(config, shape, seed):
                          generator=torch.Generator().manual_seed(seed))
 
 
-def _pixelcnn_log_prob(mods, device, dtype, gen, seen):
-    model = _pixelcnn(mods, dtype, seen, **GREY).to(device)
+def _pixelcnn_log_prob(mods, device, dtype, gen, keep):
+    model = _pixelcnn(mods, dtype, keep, **GREY).to(device)
     x = _images(GREY, (4, 4), SEED + 8).to(device)
     return model, {"forward": model(x), **_log_prob_and_grads(model, x)}
 
 
-def _pixelcnn_sample(mods, device, dtype, gen, seen):
-    model = _pixelcnn(mods, dtype, seen, **GREY).to(device)
-    return model, {"sample": model.sample(3, image_shape=(4, 4), generator=gen)}
+def _pixelcnn_sample(mods, device, dtype, gen, keep):
+    model = _pixelcnn(mods, dtype, keep, **GREY).to(device)
+    return model, _sample(model, 3, gen, image_shape=(4, 4))
 
 
-def _colour(mods, device, dtype, gen, seen):
-    model = _pixelcnn(mods, dtype, seen, **COLOUR).to(device)
+def _colour(mods, device, dtype, gen, keep):
+    model = _pixelcnn(mods, dtype, keep, **COLOUR).to(device)
     x = _images(COLOUR, (3, 3), SEED + 9).to(device)
     values = _log_prob_and_grads(model, x)
-    values["sample"] = model.sample(2, image_shape=(3, 3), generator=gen)
+    values.update(_sample(model, 2, gen, image_shape=(3, 3)))
     return model, values
 
 
 #: the parts, in the order of the questions
 PARTS = [
     Part("1a", "bernoulli_log_likelihood, categorical_log_likelihood", "autoregressive", _likelihoods),
-    Part("1c", "DiscreteAR2D.log_prob, sample", "autoregressive", _discrete_ar2d),
-    Part("1d", "FVSBN.log_prob, sample", "autoregressive", _fvsbn),
+    Part("1c", "DiscreteAR2D.log_prob, sample", "autoregressive", _discrete_ar2d, sampling=(7, 2)),
+    Part("1d", "FVSBN.log_prob, sample", "autoregressive", _fvsbn, sampling=(7, 5)),
     Part("2a", "MaskedLinear.set_mask, forward", "made", _masked_linear),
     Part("2b", "MADE.forward, log_prob", "made", _made_forward_log_prob),
     Part("2b", "MADE.log_prob (3 mask sets), update_masks", "made", _made_ensemble),
-    Part("2c", "MADE.sample", "made", _made_sample),
+    Part("2c", "MADE.sample", "made", _made_sample, sampling=(7, 6)),
     Part("3a", "MaskedConv2d.forward", "pixelcnn", _masked_conv),
     Part("3b", "PixelCNN.forward, log_prob", "pixelcnn", _pixelcnn_log_prob),
-    Part("3c", "PixelCNN.sample", "pixelcnn", _pixelcnn_sample),
-    Part("3e", "colour PixelCNN.log_prob, sample", "pixelcnn", _colour),
+    Part("3c", "PixelCNN.sample", "pixelcnn", _pixelcnn_sample, sampling=(3, 16),
+         sample_kwargs=(("image_shape", (4, 4)),)),
+    Part("3e", "colour PixelCNN.log_prob, sample", "pixelcnn", _colour, sampling=(2, 27),
+         sample_kwargs=(("image_shape", (3, 3)),)),
     Part("4a", "evaluate_nll", "autoregressive", _evaluate_nll),
 ]
 #: keys whose tensor the docstring puts on the model's device
 ON_DEVICE = {("made", "sample"), ("pixelcnn", "sample")}
+
+
+
+
+def part_named(question, label):
+    """The part of ``question`` called ``label``."""
+    return next(p for p in PARTS if p.question == question and p.label == label)
+
+
+def sampling_limits(part):
+    """``(waits, elements)``: the most copies to the host, and numbers copied, that sampling may make on a
+    device: 2 waits per drawn variable (reading and writing the canvas at a 0-dim index each wait once on
+    CUDA) and one batch row (n numbers) per variable, plus 2 waits in all.  One ``.item()`` per pixel and
+    image makes n waits per variable; moving the canvas to the CPU and back at every step copies n * steps
+    numbers per variable."""
+    n, steps = part.sampling
+    return 2 * steps + 2, (n + 2) * steps
+
+
+def sampling_problem(part, copies):
+    """One line if a stand-in run of the sampling ``part`` made more ``copies`` (a
+    :class:`standin_device.HostCopies`) to the host than :func:`sampling_limits` allows (slow on a GPU:
+    each copy waits for the device), else None."""
+    if copies is None or part.sampling is None:
+        return None
+    waits, elements = sampling_limits(part)
+    if copies.waits <= waits and copies.elements <= elements:
+        return None
+    n, steps = part.sampling
+    return (f"{part.label}: drawing {n} samples of {steps} variables on the device, sample copied to the CPU "
+            f"{copies.waits} times ({copies.elements} numbers), more than the {waits} copies and {elements} "
+            f"numbers a sampler needs; on a GPU every copy (.item(), .tolist(), .cpu(), int(t), bool(t)) waits "
+            f"for the device: keep the samples on the model's device while drawing")
 
 
 _loads = itertools.count()
@@ -277,10 +325,23 @@ def _to_cpu(value):
     return value.detach().cpu().clone() if isinstance(value, torch.Tensor) else value
 
 
-def run_part(part, mods, device="cpu", dtype=torch.float32):
-    """Run ``part`` with the model on ``device``; every error becomes one line naming the student's function."""
+def run_part(part, mods, device="cpu", dtype=torch.float32, *, prepare=None, catch=True):
+    """Run ``part`` with the model on ``device``; every error becomes one line naming the student's function.
+
+    ``prepare(model)``: called on the part's model as soon as it is built, before it moves (the grader
+    uses it to run the part with its stand-ins for earlier questions).  ``catch=False``: the student's
+    errors propagate (the grader's worker reports them as it reports any other error).  On the stand-in
+    the result also counts the copies to the host that ``sample`` made (``host_copies``).
+    """
     result = Result(part, str(device))
     seen = []  # the part's model, as soon as it is built: a CPU tensor it holds is named in messages
+
+    def keep(model):
+        seen.append(model)
+        if prepare is not None:
+            prepare(model)
+        return model
+
     if standin_device.is_standin(device):
         gen = torch.Generator().manual_seed(SEED)  # the stand-in draws with the CPU's generator
     else:
@@ -289,7 +350,8 @@ def run_part(part, mods, device="cpu", dtype=torch.float32):
     torch.set_num_threads(1)  # tiny tensors: more threads only wait for each other (10x slower on a busy machine)
     try:
         with torch.random.fork_rng(devices=[]):
-            _, values = part.run(mods, device, dtype, gen, seen)
+            result.model, values = part.run(mods, device, dtype, gen, keep)
+            copies = values.pop(SAMPLING_COPIES, None)
             for key, value in values.items():
                 if (part.module, key) in ON_DEVICE and isinstance(value, torch.Tensor) \
                         and not _on_device(value, device):
@@ -297,9 +359,15 @@ def run_part(part, mods, device="cpu", dtype=torch.float32):
                                     f"({device})")
                     return result
             result.values = {key: _to_cpu(value) for key, value in values.items()}
+        if standin_device.is_standin(device):
+            result.host_copies = copies
     except NotImplementedError:
+        if not catch:
+            raise
         result.not_implemented = True
     except Exception as error:  # noqa: BLE001 - student code: any error becomes one line
+        if not catch:
+            raise
         line = standin_device.explain(error, _student_files(mods), seen[0] if seen else None)
         if line is None:
             where = standin_device.student_frame(error, _student_files(mods))
@@ -311,7 +379,8 @@ def run_part(part, mods, device="cpu", dtype=torch.float32):
     return result
 
 
-def _differs(key, a, b, exact):
+def differs(a, b, exact):
+    """What differs between the CPU's value ``a`` and a device's ``b`` (a few words), or None."""
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         if a.shape != b.shape:
             return f"shape {tuple(b.shape)} instead of {tuple(a.shape)}"
@@ -335,7 +404,7 @@ def compare(expected, got, *, exact, skip=()):
             continue
         if key not in got.values:
             return f"{got.part.label}: no {key} on {got.device}"
-        problem = _differs(key, value, got.values[key], exact)
+        problem = differs(value, got.values[key], exact)
         if problem:
             return f"{got.part.label}: {key} on {got.device} differs from the CPU's: {problem}"
     return None
@@ -359,7 +428,7 @@ def device_findings(mods, parts=PARTS, device=None):
         else:
             got = run_part(part, mods, device)
             exact, skip = False, {"sample"}  # CUDA's random numbers are not the CPU's
-        line = compare(cpu, got, exact=exact, skip=skip)
+        line = compare(cpu, got, exact=exact, skip=skip) or sampling_problem(part, got.host_copies)
         if line:
             findings.append((part, line))
     return findings

@@ -107,6 +107,7 @@ class StandinTensor(torch.Tensor):
                 f"Tensor.numpy() of a tensor on {NAME}: CUDA refuses it (TypeError: can't convert cuda:0 device "
                 "type tensor to numpy); stay in torch, or copy with .cpu() first", kind="numpy", op="Tensor.numpy")
         if func is torch.Tensor.tolist:  # a copy to the host, which CUDA allows
+            _note_host_copy(args[0]._data.numel())
             return args[0]._data.tolist()
         with torch._C.DisableTorchFunctionSubclass():
             return func(*args, **kwargs)
@@ -121,13 +122,48 @@ class StandinTensor(torch.Tensor):
         if device is not None and torch.device(device) == DEVICE:  # new_zeros(..., device=self.device) in autograd
             unwrapped_kwargs = {**unwrapped_kwargs, "device": torch.device("cpu")}
         out = func(*unwrapped_args, **unwrapped_kwargs)
+        if func is aten._local_scalar_dense.default:  # .item(), float(t), bool(t), int(t)
+            _note_host_copy(1)
         if to_cpu:
+            _note_host_copy(out.numel())
             return out
         if func is aten.copy_.default and not isinstance(args[0], StandinTensor):
+            _note_host_copy(args[0].numel())
             return args[0]  # a copy into a CPU tensor stays on the CPU
         wrapped = pytree.tree_map_only(torch.Tensor, lambda t: t if isinstance(t, StandinTensor) else
                                        StandinTensor(t), out)
         return return_and_correct_aliasing(func, args, kwargs, wrapped)
+
+
+@dataclass
+class HostCopies:
+    """What code copied from the stand-in to the CPU: ``waits`` copies (each one, on a GPU, waits until the
+    device has finished all its queued work) and ``elements`` copied in all."""
+    waits: int = 0
+    elements: int = 0
+
+
+_counters = []  # the HostCopies of every counting() block that is open
+
+
+def _note_host_copy(elements):
+    for counter in _counters:
+        counter.waits += 1
+        counter.elements += elements
+
+
+@contextlib.contextmanager
+def counting_host_copies():
+    """Count the copies from the stand-in to the CPU (``.item()``, ``.tolist()``, ``.cpu()``, ``bool(t)``, ...)
+    made in the block; yields a :class:`HostCopies`.  On a GPU each is a synchronisation: a sampler that
+    makes one per pixel and image, or moves its canvas to the CPU and back at every step, is slow there,
+    however fast it is on the CPU."""
+    counter = HostCopies()
+    _counters.append(counter)
+    try:
+        yield counter
+    finally:
+        _counters.remove(counter)
 
 
 def _tensors(tree):

@@ -30,7 +30,7 @@ def copy(tmp_path_factory):
     shutil.copytree(ROOT / "src", folder / "src", ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "data").symlink_to(ROOT / "data")
     shutil.copytree(ROOT / "solution", folder / "submission", ignore=shutil.ignore_patterns("__pycache__"))
-    catalogue = {m["id"]: m for m in json.loads((ROOT / "staff_tests" / "device_mutants" / "catalogue.json")
+    catalogue = {m["id"]: m for m in json.loads((ROOT / "staff_tests" / "mutants" / "device.json")
                                                 .read_text())}
     for mutant in map(catalogue.get, MUTANTS):
         path = folder / "submission" / mutant["file"]

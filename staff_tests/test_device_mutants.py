@@ -1,4 +1,4 @@
-"""The catalogue of device and dtype mutants (``staff_tests/device_mutants/catalogue.json``).
+"""The catalogue of device and dtype mutants (``staff_tests/mutants/device.json``).
 
 A device mutant is a bug that gives the reference's values on the CPU and breaks once the model is
 on a GPU (``torch.zeros(n, D)`` without ``device=``, a mask kept as a plain attribute, ``.numpy()``
@@ -25,7 +25,7 @@ from conftest import ROOT
 
 from src import device_check
 
-CATALOGUE = json.loads((ROOT / "staff_tests" / "device_mutants" / "catalogue.json").read_text())
+CATALOGUE = json.loads((ROOT / "staff_tests" / "mutants" / "device.json").read_text())
 
 
 def _qualnames(source):

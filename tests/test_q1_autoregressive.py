@@ -12,6 +12,8 @@ import torch
 
 from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_tensor
+from src.grading.host.judging.device import expect_same_on_another_device
+from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q1 import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
                                     check_samples, describe_bernoulli_case, describe_categorical_case,
                                     expect_fvsbn_log_prob)
@@ -29,8 +31,7 @@ CATEGORICAL_BASIC = [
 ]
 
 
-@graded("1a-0-basic")
-def test_log_likelihoods_basic(student, reference):
+def _log_likelihood_values(student, reference):
     bern = student.run("q1.bernoulli_ll", cases=BERNOULLI_BASIC)
     cat = student.run("q1.categorical_ll", cases=CATEGORICAL_BASIC)
     for index, (case, out) in enumerate(zip(BERNOULLI_BASIC, bern)):
@@ -44,6 +45,20 @@ def test_log_likelihoods_basic(student, reference):
         tol = FLOAT32_TOL if case.get("logits_dtype") == "float32" else FLOAT64_TOL
         expect_close(out, reference(f"categorical/{index}", out), what="categorical_log_likelihood", case=name,
                      **tol)
+
+
+@graded("1a-0-basic", partial=True)
+def test_log_likelihoods_basic(student, reference, set_score=None):
+    """Values against the reference's; then the same functions on another device, which needs the values."""
+    cases, values = SubCases(), "bernoulli_log_likelihood and categorical_log_likelihood: values"
+    with cases.case(0.8, values):
+        _log_likelihood_values(student, reference)
+    with cases.case(0.2, "bernoulli_log_likelihood, categorical_log_likelihood on another device",
+                    requires=values) as notes:
+        label = "bernoulli_log_likelihood, categorical_log_likelihood"
+        out = student.run("device.autoregressive_part", question="1a", label=label)
+        expect_same_on_another_device(out, notes, question="1a", label=label)
+    cases.finish(set_score)
 
 
 BITS_BASIC = [
@@ -62,8 +77,7 @@ def test_bits_per_dim_basic(student):
 AR2D_BASIC = [dict(seed=10, num_values=3, order=[0, 1]), dict(seed=10, num_values=3, order=[1, 0])]
 
 
-@graded("1c-0-basic")
-def test_discrete_ar2d_basic(student, reference):
+def _discrete_ar2d_values(student, reference):
     outs = [student.run("q1.ar2d_log_prob", **case) for case in AR2D_BASIC]
     first, second = torch.tensor([0.5, -1.0, 0.2]), torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5], [-2.0, 1.0, 0.0]])
     sample_case = dict(num_values=3, order=[1, 0], first=first, second=second, seed=3)
@@ -83,11 +97,23 @@ def test_discrete_ar2d_basic(student, reference):
                        reference("distribution", many["log_probs"]), what="DiscreteAR2D.sample", case=case)
 
 
+@graded("1c-0-basic", partial=True)
+def test_discrete_ar2d_basic(student, reference, set_score=None):
+    """Values and samples against the reference's; then on another device, which needs them."""
+    cases, values = SubCases(), "DiscreteAR2D.log_prob and sample"
+    with cases.case(0.8, values):
+        _discrete_ar2d_values(student, reference)
+    with cases.case(0.2, "DiscreteAR2D.log_prob, sample on another device", requires=values) as notes:
+        label = "DiscreteAR2D.log_prob, sample"
+        out = student.run("device.autoregressive_part", question="1c", label=label)
+        expect_same_on_another_device(out, notes, question="1c", label=label)
+    cases.finish(set_score)
+
+
 FVSBN_BASIC = dict(seed=20, dim=4)
 
 
-@graded("1d-0-basic")
-def test_fvsbn_basic(student, reference):
+def _fvsbn_values(student, reference):
     out = student.run("q1.fvsbn_values", **FVSBN_BASIC)
     order = tuple(out["order"].tolist())
     weight = torch.tensor([[0.0, 9.0, 9.0], [1.5, 0.0, 9.0], [-2.0, 1.0, 0.0]])
@@ -107,3 +133,16 @@ def test_fvsbn_basic(student, reference):
     check_samples(many, what="FVSBN.sample", case=case, n=5000, dim=3, binary=True)
     check_distribution(binary_codes(many["samples"]), reference("distribution", many["log_probs"]),
                        what="FVSBN.sample", case=case)
+
+
+@graded("1d-0-basic", partial=True)
+def test_fvsbn_basic(student, reference, set_score=None):
+    """Values and samples against the reference's; then on another device, which needs them."""
+    cases, values = SubCases(), "FVSBN.conditional_logits, log_prob and sample"
+    with cases.case(0.8, values):
+        _fvsbn_values(student, reference)
+    with cases.case(0.2, "FVSBN.log_prob, sample on another device", requires=values) as notes:
+        label = "FVSBN.log_prob, sample"
+        out = student.run("device.autoregressive_part", question="1d", label=label)
+        expect_same_on_another_device(out, notes, question="1d", label=label)
+    cases.finish(set_score)

@@ -22,6 +22,7 @@ import torch
 from src.grading.host.graded import graded
 from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor
+from src.grading.host.judging.device import expect_same_on_another_device
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q2 import (
     F32,
@@ -113,6 +114,11 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
             for layer, (mask, shape) in enumerate(zip(masks, [(5, 4), (6, 5), (4 * k, 6)])):
                 expect_tensor(mask, what=what, case=f"{case}, {mask_label(layer, 3)}", shape=shape, dtype_kind="float")
                 expect_equal(mask, reference(f"masks_k{k}_{layer}", mask), what=what, case=f"{case}, {mask_label(layer, 3)}")
+    with cases.case(0.2, "MaskedLinear.set_mask, forward on another device",
+                    requires="MaskedLinear: set_mask, forward and gradients") as notes:
+        label = "MaskedLinear.set_mask, forward"
+        out = student.run("device.made_part", question="2a", label=label)
+        expect_same_on_another_device(out, notes, question="2a", label=label)
     cases.finish(set_score)
 
 
@@ -177,6 +183,20 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
                             "log of the mean of the likelihoods")
         expect_same_state(out["after"], out["before"], what="MADE.log_prob", case=case,
                           problem="log_prob must leave the model with the mask set it had before the call")
+    one_set, ensemble = "MADE.forward, log_prob", "MADE.log_prob (3 mask sets), update_masks"
+    with cases.case(0.1, f"{one_set} on another device",
+                    requires=(forward_values, "log_prob with one mask set")) as notes:
+        out = student.run("device.made_part", question="2b", label=one_set)
+        expect_same_on_another_device(out, notes, question="2b", label=one_set)
+    with cases.case(0.1, f"{ensemble} on another device",
+                    requires="log_prob with 2 mask sets: normalised, mask set restored") as notes:
+        out = student.run("device.made_part", question="2b", label=ensemble)
+        expect_same_on_another_device(out, notes, question="2b", label=ensemble)
+    with cases.case(0.1, "MADE.log_prob of a float64 model (model.double())"):
+        case = "MADE(6, [12, 12], 6) in float64, a batch of 5 binary float64 inputs"
+        out = student.run("device.made_part", question="2b", label=one_set, dtype="float64")["cpu"]
+        for key in ("forward", "log_prob"):
+            expect_close(out[key], reference(f"float64_{key}", out[key]), what=f"MADE.{key}", case=case, **F32)
     cases.finish(set_score)
 
 
@@ -212,4 +232,7 @@ def test_2c_made_sample(student, reference, set_score=None):
                             f"forward pass (chi-square {stat:.1f} with {df} degrees of freedom, p-value "
                             f"{p_value:.2g} < {MIN_P_VALUE:g}): sample the variables in the order self.order, "
                             "one forward pass each")
+    with cases.case(0.2, "MADE.sample on another device", requires=distribution) as notes:
+        out = student.run("device.made_part", question="2c", label="MADE.sample")
+        expect_same_on_another_device(out, notes, question="2c", label="MADE.sample")
     cases.finish(set_score)

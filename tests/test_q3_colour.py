@@ -10,14 +10,15 @@ preprocessing) does not cost extra-credit points too.  3a-3c never use colour.
 """
 from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
+from src.grading.host.judging.device import expect_same_on_another_device
+from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q3 import (dependence_problems, expect_sees_something, head_layout, recorded,
                                    run_model_probe)
 
 COLOUR = dict(in_channels=3, num_levels=4, channels=12, num_blocks=1, kernel_size=3)
 
 
-@graded("3e-0-basic")
-def test_color_center_mask_and_colour_forward(student, reference):
+def _colour_values(student, reference):
     cases = [["A", 3, 6, 3], ["B", 6, 6, 3], ["A", 6, 12, 3]]
     masks = student.run("q3.color_center_masks", cases=cases)
     for case, mask in zip(cases, masks):
@@ -48,3 +49,15 @@ def test_color_center_mask_and_colour_forward(student, reference):
     if problems:
         fail("PixelCNN.forward", case, "logits[b, :, c, i, j] must not depend on colour c or a later colour of "
                                        "pixel (i, j), nor on a later pixel: " + "; ".join(problems))
+
+
+@graded("3e-0-basic", partial=True)
+def test_color_center_mask_and_colour_forward(student, reference, set_score=None):
+    """color_center_mask and the colour forward; then the colour model on another device, which needs them."""
+    cases, values = SubCases(), "color_center_mask and the colour PixelCNN.forward"
+    with cases.case(0.8, values):
+        _colour_values(student, reference)
+    with cases.case(0.2, "colour PixelCNN.log_prob, sample on another device", requires=values) as notes:
+        out = student.run("device.pixelcnn_part", question="3e", label="colour PixelCNN.log_prob, sample")
+        expect_same_on_another_device(out, notes, question="3e", label="colour PixelCNN.log_prob, sample")
+    cases.finish(set_score)

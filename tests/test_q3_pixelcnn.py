@@ -13,6 +13,7 @@ import torch
 
 from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail, needs
+from src.grading.host.judging.device import expect_same_on_another_device
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE, chi_square_p_value
 from src.grading.host.judging.q3 import (expect_depends_on_earlier, expect_normalised, image_codes,
@@ -25,8 +26,7 @@ def _weights(student, reference, key, seed, gain=1.5, **layers):
     return recorded(student, reference, f"weights/{key}", "q3.reference_weights", seed=seed, gain=gain, **layers)
 
 
-@graded("3a-0-basic")
-def test_conv_mask_and_masked_conv(student, reference):
+def _conv_mask_and_masked_conv_values(student, reference):
     cases = [["A", 2, 3, 3], ["B", 2, 3, 3], ["A", 1, 1, 5], ["B", 1, 1, 5]]
     masks = student.run("q3.conv_masks", cases=cases)
     for case, mask in zip(cases, masks):
@@ -48,15 +48,28 @@ def test_conv_mask_and_masked_conv(student, reference):
                      atol=1e-8, rtol=1e-8)
 
 
+@graded("3a-0-basic", partial=True)
+def test_conv_mask_and_masked_conv(student, reference, set_score=None):
+    """conv_mask and MaskedConv2d.forward against the reference's; then MaskedConv2d on another device, which needs them."""
+    cases, values = SubCases(), "conv_mask and MaskedConv2d.forward"
+    with cases.case(0.8, values):
+        _conv_mask_and_masked_conv_values(student, reference)
+    with cases.case(0.2, "MaskedConv2d.forward on another device", requires=values) as notes:
+        out = student.run("device.pixelcnn_part", question="3a", label="MaskedConv2d.forward")
+        expect_same_on_another_device(out, notes, question="3a", label="MaskedConv2d.forward")
+    cases.finish(set_score)
+
+
 @graded("3b-0-basic", partial=True)
 def test_pixelcnn_forward_and_log_prob(student, reference, set_score=None):
-    """Four parts of 0.25; values are judged by values, properties by properties:
+    """Four parts of 0.25 and a device part; values are judged by values, properties by properties:
 
     * ``ResidualBlock.forward``, ``PixelCNN.forward``, ``PixelCNN.log_prob``: values, against the reference's;
     * ``log_prob sums to 1 over all images``: a property, judged on the model's own outputs (exp(log_prob) sums
       to 1, log_prob is the chain rule of its own forward, and that forward depends on earlier pixels), so a
       forward with wrong values that stays autoregressive (an input scaled to [-1, 1] instead of ``preprocess``)
-      keeps it; a log_prob that computes nothing does not earn it.
+      keeps it; a log_prob that computes nothing does not earn it;
+    * ``on another device`` (0.2): the same values there as on the CPU; needs ``PixelCNN.log_prob``.
     """
     cases = SubCases()
     with cases.case(0.25, "ResidualBlock.forward"):
@@ -89,11 +102,13 @@ def test_pixelcnn_forward_and_log_prob(student, reference, set_score=None):
         case = ("PixelCNN(num_levels=2, channels=8, num_blocks=1, kernel_size=3) on all 64 binary images of "
                 "size 2x3")
         expect_normalised(out, levels=2, colors=1, height=2, width=3, case=case)
+    with cases.case(0.2, "PixelCNN.forward, log_prob on another device", requires="PixelCNN.log_prob") as notes:
+        out = student.run("device.pixelcnn_part", question="3b", label="PixelCNN.forward, log_prob")
+        expect_same_on_another_device(out, notes, question="3b", label="PixelCNN.forward, log_prob")
     cases.finish(set_score)
 
 
-@graded("3c-0-basic")
-def test_pixelcnn_sample(student, reference):
+def _pixelcnn_sample_values(student, reference):
     # gain 2.5: strong dependences between pixels, so that sampling in the wrong order is caught (checked with
     # planted bugs); timeout: a vectorised sampler takes well under a second here
     weights = _weights(student, reference, "sample", seed=7, gain=2.5, config=GREY)
@@ -127,3 +142,15 @@ def test_pixelcnn_sample(student, reference):
         fail("PixelCNN.sample", "4000 samples of 2x2 binary images from a random model",
              f"the samples do not follow the model's own conditionals (from its forward): chi-square "
              f"{stat:.1f} with {df} degrees of freedom, p-value {p_value:.2g} < 1e-6")
+
+
+@graded("3c-0-basic", partial=True)
+def test_pixelcnn_sample(student, reference, set_score=None):
+    """Samples: shape, values, H*W forward passes, reproducible, the model's distribution; then on another device."""
+    cases, values = SubCases(), "PixelCNN.sample: shape, values, forward passes, distribution"
+    with cases.case(0.8, values):
+        _pixelcnn_sample_values(student, reference)
+    with cases.case(0.2, "PixelCNN.sample on another device", requires=values) as notes:
+        out = student.run("device.pixelcnn_part", question="3c", label="PixelCNN.sample")
+        expect_same_on_another_device(out, notes, question="3c", label="PixelCNN.sample")
+    cases.finish(set_score)

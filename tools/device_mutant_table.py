@@ -1,4 +1,4 @@
-"""The device and dtype mutants (``staff_tests/device_mutants/catalogue.json``): what shows each one.
+"""The device and dtype mutants (``staff_tests/mutants/device.json``): what shows each one.
 
 For every mutant: the message of ``src.device_check`` for its question's parts on the stand-in device
 (device mutants) or in float64 against the reference (dtype mutants), and with ``--cuda`` also on a
@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
 
 from src import device_check  # noqa: E402  (after the path insert above)
 
-CATALOGUE = ROOT / "staff_tests" / "device_mutants" / "catalogue.json"
+CATALOGUE = ROOT / "staff_tests" / "mutants" / "device.json"
 
 
 def mutated(mutant, folder):

@@ -86,7 +86,7 @@ $PY - "$COPY" <<'EOF'
 import json, sys
 from pathlib import Path
 copy = Path(sys.argv[1])
-catalogue = {m["id"]: m for m in json.loads(Path("staff_tests/device_mutants/catalogue.json").read_text())}
+catalogue = {m["id"]: m for m in json.loads(Path("staff_tests/mutants/device.json").read_text())}
 for name in ("dev-made-sample-canvas-cpu", "dev-evaluate-batches-not-moved"):
     m = catalogue[name]
     path = copy / "submission" / m["file"]

@@ -8,8 +8,10 @@ _FINISHED_PARTS = []  # the parts of the tests finished since the plugin last to
 
 def take_parts():
     """The parts finished since the last call, as ``[{"name", "points", "earned"}, ...]`` (``earned`` None:
-    unknown in this copy); the plugin takes them after each test and writes them into results.json."""
-    parts = [{"name": name, "points": points, "earned": earned} for name, points, earned in _FINISHED_PARTS]
+    unknown in this copy; plus what the part noted, such as ``"ran_on"``); the plugin takes them after each
+    test and writes them into results.json."""
+    parts = [{"name": name, "points": points, "earned": earned, **notes}
+             for name, points, earned, notes in _FINISHED_PARTS]
     _FINISHED_PARTS.clear()
     return parts
 
@@ -35,7 +37,7 @@ class SubCases:
     (usually on the same call).  It earns its points only if those parts passed
     too (and their own ``requires``, in turn); otherwise it is listed as failed,
     saying which part it needed.
-    ``parts`` lists each part's outcome, ``(name, points, earned)`` (``earned``
+    ``parts`` lists each part's outcome, ``(name, points, earned, notes)`` (``earned``
     None: unknown here), after the ``requires`` rule; ``finish`` hands them to
     the plugin (:func:`take_parts`), which writes them into results.json.
     """
@@ -46,17 +48,22 @@ class SubCases:
         self.stub_part = False  # a part failed because the student's function is not implemented yet
         self.verdicts, self.gated = {}, []  # name -> "passed" / "failed" / "absent"; parts with requires
         self.order = []  # (name, points) of each part, in the order they ran
+        self.notes = {}  # name -> what the part noted for results.json (the dict that case() yields)
         self.scale = 1.0  # points in the test's total per point given to case(); set by finish
 
     @contextlib.contextmanager
     def case(self, points, name, requires=()):
-        """One graded part; ``requires``: name(s) of the parts that must also pass for it to earn points."""
+        """One graded part; ``requires``: name(s) of the parts that must also pass for it to earn points.
+
+        Yields a dict: what the block puts there (``notes["ran_on"] = [...]``) goes with the part into
+        results.json."""
         self.declared += points
         self.count += 1
         self.order.append((name, points))
         self.verdicts[name] = "failed"
+        self.notes[name] = {}
         try:
-            yield
+            yield self.notes[name]
         except ExpectedValuesAbsent as error:
             self.absent = self.absent or error
             self.verdicts[name] = "absent"
@@ -99,12 +106,13 @@ class SubCases:
 
     @property
     def parts(self):
-        """``[(name, points, earned), ...]`` in the order the parts ran; ``earned`` None: unknown here."""
+        """``[(name, points, earned, notes), ...]`` in the order the parts ran; ``earned`` None: unknown here."""
         def earned(name, points):
             verdict = self.verdicts[name]
             return points if verdict == "passed" else None if verdict == "absent" else 0.0
 
-        return [(name, self._points(points), earned(name, self._points(points))) for name, points in self.order]
+        return [(name, self._points(points), earned(name, self._points(points)), self.notes[name])
+                for name, points in self.order]
 
     def _scale_to(self, set_score):
         """Fix ``total`` and ``scale``: the parts' points as given, or (``SubCases()``) as shares of the

@@ -7,7 +7,7 @@ decides a grade.
 
 Isolation between the parts of Question 2 (as in q3.py).  ``MaskedLinear``,
 ``made_degrees`` and ``made_masks`` are 2a.  The probes of 2b and 2c run the
-student's ``MADE`` with stand-ins for them (``_standins_for_2a``): while such a
+student's ``MADE`` with stand-ins for them (``standins_for_2a``): while such a
 probe runs, ``made.MaskedLinear`` is a subclass of the student's class whose
 ``__init__``, ``set_mask`` and ``forward`` do what its docstring specifies, and
 ``made.made_degrees`` / ``made.made_masks`` build a valid MADE (each output
@@ -88,7 +88,7 @@ def _standin_linear_class(base):
 
 
 @contextlib.contextmanager
-def _standins_for_2a(made):
+def standins_for_2a(made):
     """While active, ``made``'s MaskedLinear, made_degrees and made_masks are the stand-ins."""
     names = ("MaskedLinear", "made_degrees", "made_masks")
     saved = {name: made.__dict__.get(name) for name in names}
@@ -113,7 +113,7 @@ def _with_standins_for_2a(func):
     def wrapper(submission, **kwargs):
         made = submission.made
         torch.manual_seed(0)
-        with _standins_for_2a(made):
+        with standins_for_2a(made):
             return func(submission, **kwargs)
 
     return wrapper

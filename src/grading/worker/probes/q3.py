@@ -42,7 +42,7 @@ def _ones_mask(mask_type, in_channels, out_channels, kernel_size, color_channels
 
 
 @contextlib.contextmanager
-def _stand_in_masks(module):
+def stand_in_masks(module):
     saved = module.__dict__.get("conv_mask")
     module.conv_mask = _ones_mask
     try:
@@ -75,7 +75,7 @@ def _random_params(model, seed, gain, bias_std):
     return params
 
 
-def _use_torch_conv(model):
+def use_torch_conv(model):
     """Run every (masked) convolution of ``model`` with ``nn.Conv2d.forward`` on its (pre-masked) weight."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -107,7 +107,7 @@ def _layers(px, weights, *, config=None, residual_channels=None, fallback_seed=0
     layers are float64 (forward's docstring: preprocess to the dtype of
     ``input_conv.weight``), so recorded values do not depend on the machine.
     """
-    with _stand_in_masks(px):
+    with stand_in_masks(px):
         model = _new_layers(px, config, residual_channels)
     names, state = _param_names(model), model.state_dict()
     if weights is None:
@@ -120,7 +120,7 @@ def _layers(px, weights, *, config=None, residual_channels=None, fallback_seed=0
                   for name, part in zip(names, weights.split(sizes))}
     state.update(params)
     model.load_state_dict(state)
-    _use_torch_conv(model)
+    use_torch_conv(model)
     return model.to(dtype).eval()
 
 
@@ -161,7 +161,7 @@ def masked_conv(submission, *, seed, cases, masks):
     parts = masks.split(sizes) if masks is not None else [None] * len(cases)
     results = []
     for index, ((mask_type, cin, cout, k, B, H, W), part) in enumerate(zip(cases, parts)):
-        with _stand_in_masks(px):
+        with stand_in_masks(px):
             conv = px.MaskedConv2d(mask_type, cin, cout, k)
         mask = torch.ones(cout, cin, k, k, dtype=torch.float64) if part is None else part.view(cout, cin, k, k).double()
         g = seeded_generator(seed * 1000 + index)

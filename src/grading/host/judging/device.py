@@ -1,0 +1,58 @@
+"""Judging the device parts (host side): the student's code on another device gives the CPU's values.
+
+The probes (``worker/probes/device.py``) run a part of ``src/device_check.py`` on the CPU, on the stand-in
+device (every machine) and on CUDA (where the worker has a GPU).  The stand-in's run carries the points
+on every machine: CUDA's rules of device mixing with the CPU's own values, so the values must be equal
+and a sampler's copies to the host are counted (work, not seconds).  A CUDA run, where there is one, is
+judged too (values within float tolerance, samples not compared: CUDA's random numbers are not the
+CPU's) and goes into the part's notes in results.json with its time ratio; it never changes the points,
+so that a grade is the same with or without a GPU.
+"""
+from .... import device_check, standin_device
+from .checks import fail
+
+STANDIN = "on another device (the stand-in for a GPU)"
+
+
+def _function(label):
+    return label.split(",")[0].strip()
+
+
+def _problem(part, expected, run, *, exact, skip=()):
+    """One line if ``run`` (a probe's ``{"values", "error", "host_copies"}``) is refused or differs from the
+    CPU's ``expected`` values, else None."""
+    if run["error"]:
+        return run["error"]
+    for key, value in expected.items():
+        if key in skip:
+            continue
+        if key not in run["values"]:
+            return f"{part.label}: gave no {key}"
+        problem = device_check.differs(value, run["values"][key], exact)
+        if problem:
+            return f"{part.label}: {key} differs from the CPU's: {problem}"
+    return None
+
+
+def expect_same_on_another_device(out, notes, *, question, label):
+    """Fail unless the stand-in run of part ``label`` of ``question`` gives the CPU's values and, for a
+    sampler, copies to the host within :func:`src.device_check.sampling_limits`.
+
+    ``out``: the device probe's result.  ``notes``: the dict of the part (``SubCases.case``): gets
+    ``ran_on`` and, with a GPU, ``cuda`` (``"same values"`` or the problem) and ``cuda_sampling_ratio``.
+    """
+    part = device_check.part_named(question, label)
+    ran_on = ["cpu", standin_device.NAME + " (stand-in)"]
+    if "cuda" in out:
+        ran_on.append("cuda")
+        cuda = out["cuda"]
+        notes["cuda"] = _problem(part, out["cpu"], cuda, exact=False, skip={"sample"}) or "same values"
+        if cuda.get("sampling_ratio") is not None:
+            notes["cuda_sampling_ratio"] = round(cuda["sampling_ratio"], 3)
+    notes["ran_on"] = ran_on
+    problem = _problem(part, out["cpu"], out["standin"], exact=True)
+    copies = out["standin"]["host_copies"]
+    if problem is None and copies is not None:
+        problem = device_check.sampling_problem(part, standin_device.HostCopies(**copies))
+    if problem:
+        fail(_function(label), STANDIN, problem)
