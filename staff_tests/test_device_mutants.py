@@ -1,13 +1,12 @@
-"""The catalogue of device and dtype mutants (``staff_tests/mutants/device.json``).
+"""The catalogue of device and dtype mutants (``staff_tests/mutants/device.json``): the library's check shows each.
 
 A device mutant is a bug that gives the reference's values on the CPU and breaks once the model is
 on a GPU (``torch.zeros(n, D)`` without ``device=``, a mask kept as a plain attribute, ``.numpy()``
 inside ``forward``, ...); a dtype mutant gives the reference's values in float32 and breaks in
 float64 (float32 hard-coded).  Each is one find/replace of a solution file, in the format of
-``staff_tests/mutants/`` plus ``kind`` ("device" or "float64").  The grader does not judge devices
-yet (issue 16: its device parts come after the restructure of ``src/grading/``), so this folder is
-not part of ``tools/mutation_check.py``; here each mutant is shown by ``src.device_check``'s parts of
-its question:
+``staff_tests/mutants/`` plus ``kind`` ("device" or "float64").  ``test_mutants.py`` grades them like
+every other mutant (the public tests' device parts catch them); here each is shown by
+``src.device_check``'s parts of its question, as ``python -m src check`` runs them:
 
 * on the CPU, in float32, it gives the reference's values (it is not a value bug);
 * a device mutant is refused on the stand-in device, or gives other values there than on the CPU;

@@ -48,18 +48,19 @@ from src.grading.host.judging.q2 import (
 
 @graded("2a-0-basic", partial=True)
 def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
-    """Four parts, each judged on its own (no ``requires``):
+    """Four parts judged on their own (no ``requires``) and a device part:
 
-    * ``the mask buffer`` (0.3): what ``__init__`` registers (a buffer, in the state_dict, all ones) and that
+    * ``the mask buffer`` (0.25): what ``__init__`` registers (a buffer, in the state_dict, all ones) and that
       the buffer then holds what ``set_mask`` stored (a result, so that a layer computing nothing earns
       nothing); it does not depend on forward, so a failing gradient does not withhold it;
     * ``set_mask, forward and gradients`` (0.2): values against the reference's, the gradient 0 where the mask
       is 0, and forward leaving ``self.weight`` unchanged;
-    * ``made_degrees``, ``made_masks`` (0.25 each): values against the reference's.
+    * ``made_degrees``, ``made_masks`` (0.2 each): values against the reference's;
+    * ``set_mask, forward on another device`` (0.15): the same values there as on the CPU; needs the values part.
     """
     cases = SubCases()
     what, out = "MaskedLinear", None
-    with cases.case(0.3, "MaskedLinear: the mask buffer"):
+    with cases.case(0.25, "MaskedLinear: the mask buffer"):
         out = student.run("q2.masked_linear", seed=0, in_features=5, out_features=3, batch=4)
         case = "MaskedLinear(5, 3)"
         expect_true(out["is_buffer"], what=what, case=case,
@@ -84,7 +85,7 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
                      case=case + ", gradient of the weight", **F32)
 
     order, hidden = [2, 0, 3, 1], [6, 5]
-    with cases.case(0.25, "made_degrees"):
+    with cases.case(0.2, "made_degrees"):
         what, case = "made_degrees", f"order={order}, hidden_sizes={hidden}"
         out = student.run("q2.made_degrees", order=order, hidden_sizes=hidden, seed=0)
         degrees = out["degrees"]
@@ -103,7 +104,7 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
         expect_true(all(torch.equal(a, b) for a, b in zip(degrees, again)), what=what, case=case,
                     problem="two calls with generators of the same seed gave different degrees: draw them with "
                             "the generator")
-    with cases.case(0.25, "made_masks"):
+    with cases.case(0.2, "made_masks"):
         what = "made_masks"
         for k in (1, 2):
             degrees = [[1, 3, 0, 2], [0, 2, 1, 1, 0], [1, 2, 2, 0, 1, 2]]
@@ -114,7 +115,7 @@ def test_2a_masked_linear_degrees_masks(student, reference, set_score=None):
             for layer, (mask, shape) in enumerate(zip(masks, [(5, 4), (6, 5), (4 * k, 6)])):
                 expect_tensor(mask, what=what, case=f"{case}, {mask_label(layer, 3)}", shape=shape, dtype_kind="float")
                 expect_equal(mask, reference(f"masks_k{k}_{layer}", mask), what=what, case=f"{case}, {mask_label(layer, 3)}")
-    with cases.case(0.2, "MaskedLinear.set_mask, forward on another device",
+    with cases.case(0.15, "MaskedLinear.set_mask, forward on another device",
                     requires="MaskedLinear: set_mask, forward and gradients") as notes:
         label = "MaskedLinear.set_mask, forward"
         out = student.run("device.made_part", question="2a", label=label)
@@ -131,7 +132,7 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
     cases = SubCases()
     what = "MADE.forward / update_masks"
     forward_values = "forward with given weights and masks"
-    with cases.case(0.25, "forward: shape and autoregressive property (natural ordering)", requires=forward_values):
+    with cases.case(0.2, "forward: shape and autoregressive property (natural ordering)", requires=forward_values):
         case = "MADE(4, [16], 4), natural ordering, one mask set"
         out = student.run("q2.made_structure", nin=4, hidden_sizes=[16], nout=4, num_masks=1,
                           natural_ordering=True, seed=0, n_sets=1)
@@ -144,7 +145,7 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
         expect_true(entry["mask_index"] == 0, what="MADE.update_masks", case=case,
                     problem=f"after __init__, mask_index must be 0, got {entry['mask_index']!r}")
         expect_autoregressive(entry, 4, 4, what=what, case=case)
-    with cases.case(0.25, "update_masks: random orderings, cycling through 2 mask sets", requires=forward_values):
+    with cases.case(0.2, "update_masks: random orderings, cycling through 2 mask sets", requires=forward_values):
         case = "MADE(5, [24], 5, num_masks=2, natural_ordering=False)"
         out = student.run("q2.made_structure", nin=5, hidden_sizes=[24], nout=5, num_masks=2,
                           natural_ordering=False, seed=1, n_sets=3)
@@ -154,12 +155,12 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
             expect_autoregressive(entry, 5, 5, what=what, case=f"{case}, after {i} calls of update_masks")
         expect_same_state(out["sets"][2], out["sets"][0], what="MADE.update_masks", case=case,
                           problem="after num_masks = 2 calls the model must be back to the masks it started with")
-    with cases.case(0.2, forward_values):
+    with cases.case(0.15, forward_values):
         case = "MADE(4, [8], 4) with seeded weights and random 0/1 masks set by set_mask"
         out = student.run("q2.made_forward_loaded", nin=4, hidden_sizes=[8], nout=4, seed=3, batch=6)
         expect_close(out["logits"], reference("loaded_logits", out["logits"]), what="MADE.forward", case=case,
                      **F32)
-    with cases.case(0.15, "log_prob with one mask set"):
+    with cases.case(0.1, "log_prob with one mask set"):
         case = "MADE(4, [16], 4), natural ordering, all 16 binary inputs"
         out = student.run("q2.made_log_prob", nin=4, hidden_sizes=[16], num_masks=1, natural_ordering=True, seed=2)
         log_p = expect_tensor(out["log_prob"], what="MADE.log_prob", case=case, shape=(16,), dtype_kind="float")
@@ -169,7 +170,7 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
         total = float(log_p.double().exp().sum())
         expect_true(abs(total - 1) < NORMALISATION_ATOL, what="MADE.log_prob", case=case,
                     problem=f"sum over all inputs of exp(log_prob) is {total:.6f}, not 1")
-    with cases.case(0.15, "log_prob with 2 mask sets: normalised, mask set restored"):
+    with cases.case(0.1, "log_prob with 2 mask sets: normalised, mask set restored"):
         case = "MADE(4, [16], 4, num_masks=2, natural_ordering=False), all 16 binary inputs"
         out = student.run("q2.made_log_prob", nin=4, hidden_sizes=[16], num_masks=2, natural_ordering=False,
                           seed=4)
@@ -188,7 +189,7 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
                     requires=(forward_values, "log_prob with one mask set")) as notes:
         out = student.run("device.made_part", question="2b", label=one_set)
         expect_same_on_another_device(out, notes, question="2b", label=one_set)
-    with cases.case(0.1, f"{ensemble} on another device",
+    with cases.case(0.05, f"{ensemble} on another device",
                     requires="log_prob with 2 mask sets: normalised, mask set restored") as notes:
         out = student.run("device.made_part", question="2b", label=ensemble)
         expect_same_on_another_device(out, notes, question="2b", label=ensemble)
@@ -211,7 +212,7 @@ def test_2c_made_sample(student, reference, set_score=None):
     case = "MADE(4, [16], 4) with a random ordering, sample(4000, generator)"
     out = None
     distribution = "sample: distribution (chi-square test against the model's own probabilities)"
-    with cases.case(0.25, "sample: shape, values, D forward passes, reproducible", requires=distribution):
+    with cases.case(0.2, "sample: shape, values, D forward passes, reproducible", requires=distribution):
         out = student.run("q2.made_sample", nin=4, hidden_sizes=[16], num_masks=1, natural_ordering=False, seed=2,
                           weight_scale=3.0, n=4000, gen_seed=0)
         samples = out["samples"]
@@ -222,7 +223,7 @@ def test_2c_made_sample(student, reference, set_score=None):
         expect_binary_samples(first, 64, 4, what=what, case="sample(64, generator)")
         expect_true(torch.equal(first, second), what=what, case="sample(64) twice with generators of the same seed",
                     problem="the samples differ: draw every random number from `generator`")
-    with cases.case(0.25, distribution):
+    with cases.case(0.2, distribution):
         samples = needs(out, what=what, case=case)["samples"]
         expect_binary_samples(samples, 4000, 4, what=what, case=case)
         expect_model_depends_on_inputs(out, what=what, case=case)
@@ -232,7 +233,7 @@ def test_2c_made_sample(student, reference, set_score=None):
                             f"forward pass (chi-square {stat:.1f} with {df} degrees of freedom, p-value "
                             f"{p_value:.2g} < {MIN_P_VALUE:g}): sample the variables in the order self.order, "
                             "one forward pass each")
-    with cases.case(0.2, "MADE.sample on another device", requires=distribution) as notes:
+    with cases.case(0.1, "MADE.sample on another device", requires=distribution) as notes:
         out = student.run("device.made_part", question="2c", label="MADE.sample")
         expect_same_on_another_device(out, notes, question="2c", label="MADE.sample")
     cases.finish(set_score)

@@ -16,11 +16,13 @@
 #                      CUDA (a mutant that guesses "cuda" shows as refused on the CPU there instead);
 #   5. cli.txt         train/evaluate/sample --device cuda of a copy whose submission/ has two device
 #                      mutants: one line each, no traceback (CUDA's own messages, read by explain());
-#   6. grade_*.txt     grader.py as root: the reference (30.0 expected), the stubs (0.0 expected), with
-#                      their wall time.  The grader has no device parts yet (they come after the
-#                      restructure of src/grading/): this measures that grading still works, and how long
-#                      it takes, on a GPU machine as root, with CUDA visible to the worker.
-# summary.txt collects the figures (8 files come back from $OUT, the device tool's limit).  Exit status 0
+#   6. grade_reference.txt  grader.py as root: the reference (30.0 expected), the stubs (0.0 expected), with
+#                      their wall time; with CUDA visible to the worker, every device part also runs on
+#                      CUDA: gpu_parts lists each part's notes from results.json (ran_on, cuda: "same
+#                      values" expected for the reference, cuda_sampling_ratio);
+#   7. mutants_graded  the device mutants graded (tools/mutation_check.py): each must lose points in its
+#                      question as on a CPU machine (the stand-in carries the points everywhere).
+# summary.txt collects the figures (8 files come back from $OUT, the device tool's limit: these are 8).  Exit status 0
 # when steps 2-4 did what is expected; read cli.txt and the grades yourself.
 set -u
 OUT=${OUT:-runs/gpu_device}; mkdir -p "$OUT"
@@ -105,11 +107,26 @@ summary "cli: $(grep -c '^exit 2' "$OUT/cli.txt") of 3 commands stopped with exi
 grep -E 'error:|on another device' "$OUT/cli.txt" | sed 's/^/  /' | tee -a "$OUT/summary.txt"
 
 # 6. the grader as root: the reference and the stubs
-step grade_reference 300 $PY grader.py --submission solution || true
-summary "grade_reference: $(grep -iE 'total|score' "$OUT/grade_reference.txt" | tail -1)"
+RESULTS=$(mktemp /tmp/ps1-gpu-results.XXXXXX.json)  # read here, not sent back (8 files come back at most)
+step grade_reference 300 $PY grader.py --submission solution --results "$RESULTS" || true
+summary "grade_reference: $(grep -iE 'autograded' "$OUT/grade_reference.txt" | tail -1)"
+$PY - "$RESULTS" <<'EOF' | tee -a "$OUT/summary.txt"
+import json, sys
+tests = json.load(open(sys.argv[1]))["tests"]
+parts = [(t["number"], p) for t in tests for p in t.get("extra_data", {}).get("parts", []) if "ran_on" in p]
+for number, p in parts:
+    print(f"  gpu_parts {number}: {p['name']}: earned {p['earned']}/{p['points']}, ran on {', '.join(p['ran_on'])}; "
+          f"cuda: {p.get('cuda', 'did not run')}; sampling ratio {p.get('cuda_sampling_ratio', '-')}")
+print(f"  gpu_parts: {sum('cuda' in p['ran_on'] for _, p in parts)} of {len(parts)} device parts ran on CUDA")
+EOF
 step grade_stubs 120 $PY grader.py || true
-summary "grade_stubs: $(grep -iE 'total|score' "$OUT/grade_stubs.txt" | tail -1)"
+summary "grade_stubs: $(grep -iE 'autograded' "$OUT/grade_stubs.txt" | tail -1)"
+cat "$OUT/grade_stubs.txt" >> "$OUT/grade_reference.txt" && rm "$OUT/grade_stubs.txt" "$RESULTS"
 ls -ld hidden_tests solution staff staff_tests .git | sed 's/^/  modes after grading: /' | tee -a "$OUT/summary.txt"
+
+# 7. the device mutants graded on the GPU machine
+step mutants_graded 300 $PY tools/mutation_check.py $($PY -c "import json; print(*[m['id'] for m in json.load(open('staff_tests/mutants/device.json'))])") || status=1
+summary "mutants_graded: $(tail -1 "$OUT/mutants_graded.txt")"
 
 summary "all steps: $((SECONDS - started)) s, status $status"
 exit $status

@@ -46,6 +46,7 @@ class Limits:
     """What the worker may use.  ``memory_mb`` is on top of what Python and torch take at start."""
 
     memory_mb: int = settings.MEMORY_MB
+    gpu_memory_mb: int = settings.GPU_MEMORY_MB  # only where the worker sees a GPU
     nproc: int | None = None  # RLIMIT_NPROC; only for a user of its own (it counts all of the user's processes)
     fsize_mb: int = settings.FILE_SIZE_MB
     threads: int = settings.THREADS

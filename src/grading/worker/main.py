@@ -122,10 +122,33 @@ def apply_limits(limits):
         limit("RLIMIT_NPROC", limits["nproc"])
     vm_kb = memory_kb().get("vm_kb")
     if limits.get("memory_mb") and vm_kb and sys.platform.startswith("linux"):
-        # Address space, relative to what Python and torch already mapped (the CUDA build of torch maps
-        # several GB that it never touches; the CPU build about 640 MB).
-        limit("RLIMIT_AS", (vm_kb * 1024) + limits["memory_mb"] * 1024 * 1024)
+        if cuda_present():
+            # Starting CUDA maps tens of GB of address space, so RLIMIT_AS would stop it; the grader's
+            # resident-size watch (worker_client) is the memory limit here, and torch caps the GPU memory.
+            applied["RLIMIT_AS"] = "not set: CUDA is present (the grader watches the resident size)"
+            applied["gpu_memory_mb"] = cap_gpu_memory(limits.get("gpu_memory_mb"))
+        else:
+            # Address space, relative to what Python and torch already mapped (the CUDA build of torch maps
+            # several GB that it never touches; the CPU build about 640 MB).
+            limit("RLIMIT_AS", (vm_kb * 1024) + limits["memory_mb"] * 1024 * 1024)
     return applied
+
+
+def cuda_present():
+    """True when this worker sees a usable GPU (the device parts then also run there)."""
+    try:
+        return torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - a broken driver counts as no GPU
+        return False
+
+
+def cap_gpu_memory(gpu_memory_mb):
+    """Cap what torch may allocate on GPU 0 at ``gpu_memory_mb`` (None: leave it); returns the cap in MB."""
+    if not gpu_memory_mb:
+        return None
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, gpu_memory_mb * 1024 * 1024 / total), 0)
+    return gpu_memory_mb
 
 
 def _enable_stack_dumps():

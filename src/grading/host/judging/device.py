@@ -27,10 +27,10 @@ def _problem(part, expected, run, *, exact, skip=()):
         if key in skip:
             continue
         if key not in run["values"]:
-            return f"{part.label}: gave no {key}"
+            return f"gave no {key}"
         problem = device_check.differs(value, run["values"][key], exact)
         if problem:
-            return f"{part.label}: {key} differs from the CPU's: {problem}"
+            return f"{key} differs from the CPU's: {problem}"
     return None
 
 
@@ -55,4 +55,5 @@ def expect_same_on_another_device(out, notes, *, question, label):
     if problem is None and copies is not None:
         problem = device_check.sampling_problem(part, standin_device.HostCopies(**copies))
     if problem:
-        fail(_function(label), STANDIN, problem)
+        what = _function(label)
+        fail(what, STANDIN, problem.removeprefix(f"{label}: ").removeprefix(f"{what}: "))
