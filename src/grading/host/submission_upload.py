@@ -171,13 +171,13 @@ def questions_needing(file_name, manifest_path=MANIFEST_PATH):
 
 
 def missing_cost(file_name):
-    """What a missing file costs, as ``"0 points for questions 2a, 2b, 2c and 4b (10 points)"``."""
+    """What a missing file costs, as ``"0 points for questions 2a, 2b, 2c and 4b, 10 points in all"``."""
     questions, points, extra = questions_needing(file_name)
     if not questions:
         return "0 points for every question of that file"
     listed = ", ".join(questions[:-1]) + f" and {questions[-1]}" if len(questions) > 1 else questions[0]
-    extra = f" + {extra:g} extra credit" if extra else ""
-    return f"0 points for question{'s' if len(questions) > 1 else ''} {listed} ({points:g} points{extra})"
+    extra = f" and {extra:g} of extra credit" if extra else ""
+    return f"0 points for question{'s' if len(questions) > 1 else ''} {listed}, {points:g} points{extra} in all"
 
 
 def collect(upload_dir, target_dir, notes_path=None, missing_note=None, shown_as=""):
@@ -228,11 +228,12 @@ def unpack_upload_zip(zip_path, work_dir):
         skipped = extract_zip(zip_path, upload, max_members=MAX_UPLOAD_ZIP_MEMBERS, max_bytes=MAX_UPLOAD_ZIP_BYTES,
                               refuse_unsafe=True)
     except UploadError as error:
-        raise UploadError(f"{zip_path.name} is refused: {error}") from None
+        raise UploadError(f"{zip_path.name} is refused: {error}; zip your three files, or the one folder that "
+                          "holds them, again") from None
     except UNREADABLE_ZIP as error:
-        raise UploadError(f"{zip_path.name} cannot be read as a zip ({error}); Gradescope could not read it "
-                          "either") from None
+        raise UploadError(f"{zip_path.name} cannot be read as a zip ({error}); Gradescope's autograder "
+                          "could not read it either") from None
     _, notes = collect(upload, graded, shown_as=zip_path.name, missing_note=lambda name: (
-        f"{zip_path.name} has no {name}: Gradescope would grade {name} as missing ({missing_cost(name)})"))
+        f"{zip_path.name} has no {name}: Gradescope would grade {name} as missing: {missing_cost(name)}"))
     notes += [f"{zip_path.name}/{member}: not unpacked (a link)" for member in skipped]
     return graded, notes
