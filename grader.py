@@ -164,8 +164,7 @@ def check_submission(path, state):
     if not folder.exists():
         raise UsageError(f"--submission {path}: no such {'file' if folder.suffix.lower() == '.zip' else 'folder'}")
     if folder.suffix.lower() != ".zip":
-        raise UsageError(f"--submission {path}: is neither a folder nor a .zip (give the folder that holds "
-                         "autoregressive.py, made.py and pixelcnn.py, or the zip you will upload)")
+        raise UsageError(f"--submission {path}: is neither a folder nor a .zip")
     from src.grading.host import submission_upload
 
     scratch = state["upload_scratch"] = tempfile.mkdtemp(prefix=f"{folder.name}-unpacked-")
