@@ -5,6 +5,7 @@
     python grader.py 2a                       # one question; several are allowed: 2a 2b 3a
     python grader.py 2a-0-basic               # one test
     python grader.py --submission FOLDER      # grade the .py files of another folder
+    python grader.py --submission upload.zip  # grade the zip you will upload, read as Gradescope reads it
     python grader.py -v                       # print every failure in full (with your traceback)
     python grader.py --results results.json   # also write Gradescope's results.json
 
@@ -23,6 +24,7 @@ is written in every case, also when the grader fails.
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -62,7 +64,9 @@ def parse_args(argv):
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("select", nargs="*", metavar="QUESTION_OR_TEST",
                         help="question ids (2a) or test ids (2a-0-basic) to grade; default: everything")
-    parser.add_argument("--submission", default=str(ROOT / "submission"), help="folder with your .py files")
+    parser.add_argument("--submission", default=str(ROOT / "submission"),
+                        help="folder with your .py files, or the .zip you will upload to Gradescope (its files are "
+                             "found as Gradescope's autograder finds them, in a temporary folder removed afterwards)")
     parser.add_argument("--results", help="also write Gradescope's results.json to this file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every failure message in full")
     limits = parser.add_argument_group("limits")
@@ -148,18 +152,35 @@ class Progress:
         self.stream.flush()
 
 
-def check_submission_folder(path):
-    """The submission folder, resolved; UsageError unless it is an existing folder."""
-    folder = Path(path).resolve()
-    if not folder.is_dir():
-        raise UsageError(f"--submission {path}: {'is not a folder' if folder.exists() else 'no such folder'}")
-    return folder
+def check_submission(path, state):
+    """``(folder to grade, name to show)`` for ``--submission``; UsageError unless it is a folder or a zip.
+
+    A zip is unpacked into a temporary folder (``state["upload_scratch"]``, which ``main`` removes however grading
+    ends) and its three files collected as Gradescope's autograder collects them; the notes say what was found."""
+    given = Path(path)
+    folder = given.resolve()
+    if folder.is_dir():
+        return folder, folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+    if not folder.exists():
+        raise UsageError(f"--submission {path}: no such {'file' if folder.suffix.lower() == '.zip' else 'folder'}")
+    if folder.suffix.lower() != ".zip":
+        raise UsageError(f"--submission {path}: is neither a folder nor a .zip")
+    from src.grading.host import submission_upload
+
+    scratch = state["upload_scratch"] = tempfile.mkdtemp(prefix=f"{folder.name}-unpacked-")
+    try:
+        graded, notes = submission_upload.unpack_upload_zip(folder, scratch)
+    except submission_upload.UploadError as error:
+        raise UsageError(f"--submission {path}: {error}") from None
+    print(f"{given.name}, read as Gradescope's autograder reads an upload:", *(f"  {note}" for note in notes),
+          sep="\n", flush=True)
+    return graded, given.name
 
 
 def run(args, started, state):
     manifest = state["manifest"] = load_manifest()
     selection = state["selection"] = resolve_selection(manifest, args.select)
-    submission = check_submission_folder(args.submission)
+    submission, shown = check_submission(args.submission, state)
     from src.grading.host import launchers
     from src.grading.host.worker_client import Worker  # does not load torch: the worker starts while the grader loads it
 
@@ -189,11 +210,11 @@ def run(args, started, state):
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: same behaviour on every machine
     import pytest
 
-    shown = submission.relative_to(ROOT) if submission.is_relative_to(ROOT) else submission
     # as root (Gradescope, TAs) or with -v: who runs the student's code, and whether it has network
     isolation = launcher.describe() if args.verbose or launcher.privileged else \
         "your code runs in a separate process with time and memory limits"
-    print(f"Grading {shown}/ ({'question(s) ' + ' '.join(selection) if selection else 'all questions'}); "
+    label = shown if state.get("upload_scratch") else f"{shown}/"  # a zip, or a folder
+    print(f"Grading {label} ({'question(s) ' + ' '.join(selection) if selection else 'all questions'}); "
           f"{isolation}", flush=True)
     pytest_args = [*map(str, paths), "-p", "src.grading.host.plugin", "-p", "no:cacheprovider", "-p", "no:terminal",
                    "-p", "no:stepwise", "--continue-on-collection-errors", "--import-mode=importlib", "--rootdir", str(ROOT),
@@ -334,6 +355,8 @@ def main(argv=None):
                 write_stats(args, state, started)
             except BaseException:
                 traceback.print_exc()
+        if state.get("upload_scratch"):  # the unpacked --submission zip, once no worker can read it any more
+            shutil.rmtree(state["upload_scratch"], ignore_errors=True)
     return code
 
 

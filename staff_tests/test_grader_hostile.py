@@ -429,7 +429,7 @@ def test_worker_start_up_failure_says_what_happened_and_when():
 
 
 def test_missing_submission_folder_exits_2_and_grades_nothing(runs):
-    for name, reason in (("no_folder", "no such folder"), ("file_as_folder", "is not a folder")):
+    for name, reason in (("no_folder", "no such folder"), ("file_as_folder", "is neither a folder nor a .zip")):
         run = runs[name]
         _check_common(run, exit_status=2)
         assert run.stderr.strip().splitlines() == [f"grader.py: --submission {run.command[-3]}: {reason}"], run
