@@ -4,6 +4,7 @@ import math
 
 import torch
 
+from ...inputs import binary_codes  # noqa: F401  (the tests import it from here: the row of inputs.all_binary)
 from .checks import expect_close, expect_tensor, fail
 from .goodness_of_fit import MIN_P_VALUE, chi_square_p_value
 
@@ -24,12 +25,6 @@ def describe_categorical_case(case):
     extreme = f", {case['extreme']:.0%} of the logits set to +-1e4" if case.get("extreme") else ""
     return (f"x int64 of shape {(case['batch'], *rest)} in 0..{case['num_values'] - 1}, logits "
             f"{case.get('logits_dtype', 'float64')} of shape {(case['batch'], case['num_values'], *rest)}{extreme}")
-
-
-def binary_codes(samples):
-    """Row index in ``all_binary`` of each binary sample (n, D), most significant bit first."""
-    D = samples.shape[1]
-    return (samples.round().long() * (2 ** torch.arange(D - 1, -1, -1))).sum(dim=1)
 
 
 def check_bits_per_dim(out, nll, num_dims, *, hidden=False):

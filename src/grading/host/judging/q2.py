@@ -6,6 +6,7 @@ are compared in float64 against the student's float32 result (``LL``).
 import torch
 import torch.nn.functional as F
 
+from ...inputs import binary_codes
 from . import goodness_of_fit
 from .checks import expect_tensor, fail, needs  # noqa: F401  (needs: used by the tests)
 
@@ -121,10 +122,9 @@ def sample_p_value(samples, all_x, logits):
     p(x) = exp(bernoulli_ll(x, logits)) over all outcomes ``all_x`` (2**D, D), in any order."""
     log_p = bernoulli_ll(all_x, logits)
     log_p = log_p - torch.logsumexp(log_p, dim=0)
-    weights = 2 ** torch.arange(all_x.shape[1])
     cell_of = torch.full((2 ** all_x.shape[1],), -1, dtype=torch.long)
-    cell_of[(all_x.long() * weights).sum(1)] = torch.arange(all_x.shape[0])
-    return goodness_of_fit.chi_square_p_value(cell_of[(samples.long() * weights).sum(1)], log_p)
+    cell_of[binary_codes(all_x)] = torch.arange(all_x.shape[0])
+    return goodness_of_fit.chi_square_p_value(cell_of[binary_codes(samples)], log_p)
 
 
 def expect_binary_samples(samples, n, nin, *, what, case):
