@@ -50,14 +50,6 @@ def check_bits_per_dim(out, nll, num_dims, *, hidden=False):
             fail(what, case, f"expected {expected:.9g} = nll / (num_dims * ln 2), got {out['float']:.9g}")
 
 
-def normalisation_problem(log_probs, count):
-    """None if ``exp(log_probs)`` sums to 1 (within 1e-4), else what is wrong."""
-    total = log_probs.double().exp().sum().item()
-    if abs(total - 1.0) <= 1e-4:
-        return None
-    return f"exp(log_prob) should sum to 1 over all {count} possible inputs, got {total:.6g}"
-
-
 def check_samples(out, *, what, case, n, dim, int_values=None, binary=False, repeat=False, no_generator=0,
                   hidden=False):
     """Shape, dtype and range of ``out['samples']`` (and of the repeats, when asked for)."""

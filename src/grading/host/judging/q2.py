@@ -12,7 +12,6 @@ from .checks import expect_tensor, fail, needs  # noqa: F401  (needs: used by th
 
 F32 = dict(atol=1e-5, rtol=1e-4)  # float32 matrix products of width <= 64, any summation order
 LL = dict(atol=1e-4, rtol=1e-5)  # sums of D float32 log-probabilities
-NORMALISATION_ATOL = 1e-4  # |sum_x p(x) - 1| over all 2**D inputs, float32 logits
 
 
 # ---------------------------------------------------------------------------
