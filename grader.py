@@ -31,9 +31,18 @@ import time
 import traceback
 from pathlib import Path
 
-from src.grading import settings
-
 ROOT = Path(__file__).resolve().parent
+# This checkout's src/, whatever else is on sys.path (PYTHONPATH, another checkout's conftest.py): every later
+# `src.*` import resolves through the package imported here.
+sys.path.insert(0, str(ROOT))
+import src  # noqa: E402
+
+if Path(src.__file__).resolve().parent != ROOT / "src":  # imported in a process that already had another src
+    raise ImportError(f"grader.py of {ROOT} found the package src already imported from {src.__file__}: run it "
+                      "as a script (python grader.py), so that it uses only its own checkout's code")
+from src.grading import settings  # noqa: E402
+from src.grading.paths import modules_from_elsewhere  # noqa: E402
+
 MANIFEST = ROOT / "tests" / "points.json"
 HEAVY_MODULES = ("torchvision", "matplotlib", "PIL", "pandas", "scipy", "sklearn", "IPython")
 
@@ -225,6 +234,9 @@ def run(args, started, state):
         plugin.worker_stats = plugin.worker_stats or list(plugin.worker.stats)
 
     problems = list(plugin.problems)
+    elsewhere = modules_from_elsewhere(ROOT)
+    if elsewhere:  # e.g. a test file that puts another checkout first on sys.path and imports src anew
+        problems.append(f"the grader of {ROOT} used code of another checkout: {', '.join(elsewhere[:5])}")
     interrupted_by_user = plugin.interrupted and not TERMINATED  # Ctrl-C: the student's own choice, no problem
     if plugin.interrupted and not interrupted_by_user:
         problems.append("grading was stopped (SIGTERM or Ctrl-C) before it finished: the tests that did not run "
@@ -307,7 +319,6 @@ def main(argv=None):
             signal.signal(signal.SIGTERM, _terminate)
         except ValueError:  # not the main thread
             pass
-    sys.path.insert(0, str(ROOT))
     state = {}
     code = 1
     try:

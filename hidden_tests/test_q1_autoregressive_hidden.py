@@ -19,11 +19,11 @@ the catalogue of planted bugs fail with p far below that.
 import torch
 
 from src.grading.host.graded import graded
-from src.grading.host.judging.checks import expect_close, expect_tensor, fail
+from src.grading.host.judging.checks import expect_close, expect_tensor, fail, normalisation_problem
 from src.grading.host.judging.subcases import run_subcases
 from src.grading.host.judging.q1 import (FLOAT32_TOL, FLOAT64_TOL, binary_codes, check_bits_per_dim, check_distribution,
                                     check_samples, describe_bernoulli_case, describe_categorical_case,
-                                    expect_fvsbn_log_prob, normalisation_problem)
+                                    expect_fvsbn_log_prob)
 
 
 
@@ -129,7 +129,7 @@ def test_discrete_ar2d_log_prob_hidden(student, reference, set_score=None):
         for (K, order, _), out in zip(cases, outs):
             name = _ar2d_name(K, order, f"all {K * K} pairs")
             expect_tensor(out["all"], what="DiscreteAR2D.log_prob", case=name, shape=(K * K,), dtype_kind="float")
-            problem = normalisation_problem(out["all"], K * K)
+            problem = normalisation_problem(out["all"], f"{K * K} possible inputs")
             if problem:
                 fail("DiscreteAR2D.log_prob", name, problem)
 

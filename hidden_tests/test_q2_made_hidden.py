@@ -10,12 +10,11 @@ import torch
 
 from src.grading.host.graded import graded
 from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE
-from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
+from src.grading.host.judging.checks import expect_close, expect_equal, expect_sums_to_one, expect_tensor, fail
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q2 import (
     F32,
     LL,
-    NORMALISATION_ATOL,
     mask_label,
     sample_p_value,
     needs,
@@ -358,9 +357,7 @@ def test_2b_log_prob_hidden(student, reference, set_score=None):
             out = student.run("q2.made_log_prob", nin=nin, hidden_sizes=hidden_sizes, num_masks=num_masks,
                               natural_ordering=False, seed=seed)
             log_p = expect_tensor(out["log_prob"], what=what, case=case, shape=(2 ** nin,), dtype_kind="float")
-            total = float(log_p.double().exp().sum())
-            expect_true(abs(total - 1) < NORMALISATION_ATOL, what=what, case=case,
-                        problem=f"sum over all inputs of exp(log_prob) is {total:.6f}, not 1")
+            expect_sums_to_one(log_p, what=what, case=case, outcomes=f"{2 ** nin} binary inputs")
     with cases.case(0.3, several_sets):
         for nin, hidden_sizes, num_masks, natural, seed in [(6, [32], 3, False, 45), (5, [16, 16], 2, True, 46)]:
             case = _config_case(nin, hidden_sizes, nin, num_masks, natural) + ", random binary batch of 16"

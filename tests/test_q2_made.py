@@ -21,13 +21,12 @@ import torch
 
 from src.grading.host.graded import graded
 from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE
-from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor
+from src.grading.host.judging.checks import expect_close, expect_equal, expect_sums_to_one, expect_tensor
 from src.grading.host.judging.device import expect_same_on_another_device
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.q2 import (
     F32,
     LL,
-    NORMALISATION_ATOL,
     mask_label,
     sample_p_value,
     needs,
@@ -167,9 +166,7 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
         expected = bernoulli_ll(out["x"], out["per_set"][0]["logits"])
         expect_close(log_p, expected, what="MADE.log_prob", case=case + " (vs the Bernoulli log-likelihood of your "
                      "own forward logits)", **LL)
-        total = float(log_p.double().exp().sum())
-        expect_true(abs(total - 1) < NORMALISATION_ATOL, what="MADE.log_prob", case=case,
-                    problem=f"sum over all inputs of exp(log_prob) is {total:.6f}, not 1")
+        expect_sums_to_one(log_p, what="MADE.log_prob", case=case, outcomes="16 binary inputs")
     with cases.case(0.1, "log_prob with 2 mask sets: normalised, mask set restored"):
         case = "MADE(4, [16], 4, num_masks=2, natural_ordering=False), all 16 binary inputs"
         out = student.run("q2.made_log_prob", nin=4, hidden_sizes=[16], num_masks=2, natural_ordering=False,
@@ -178,10 +175,8 @@ def test_2b_made_forward_update_masks_log_prob(student, reference, set_score=Non
         expect_close(log_p, ensemble_log_prob(out["per_set"], out["x"]), what="MADE.log_prob",
                      case=case + " (vs log (1/M) sum_k p_k(x), from your own forward logits under each mask set)",
                      **LL)
-        total = float(log_p.double().exp().sum())
-        expect_true(abs(total - 1) < NORMALISATION_ATOL, what="MADE.log_prob", case=case,
-                    problem=f"sum over all inputs of exp(log_prob) is {total:.6f}, not 1: the ensemble must be the "
-                            "log of the mean of the likelihoods")
+        expect_sums_to_one(log_p, what="MADE.log_prob", case=case, outcomes="16 binary inputs",
+                           hint=": the ensemble must be the log of the mean of the likelihoods")
         expect_same_state(out["after"], out["before"], what="MADE.log_prob", case=case,
                           problem="log_prob must leave the model with the mask set it had before the call")
     one_set, ensemble = "MADE.forward, log_prob", "MADE.log_prob (3 mask sets), update_masks"

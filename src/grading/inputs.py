@@ -1,10 +1,24 @@
-"""Inputs that the probes build and the judges rebuild (both sides): seeded generators, 4a's known model."""
+"""Inputs that the probes build and the judges rebuild (both sides): seeded generators, all binary vectors,
+4a's known model."""
 import torch
 
 
 def seeded_generator(seed):
     """The generator every seeded input is drawn from: ``torch.Generator().manual_seed(seed)``."""
     return torch.Generator().manual_seed(int(seed))
+
+
+def all_binary(dim):
+    """All ``2**dim`` binary vectors, float32 ``(2**dim, dim)``: row ``k`` holds the bits of ``k``, most
+    significant first (column 0 is the highest bit), so that ``binary_codes`` of row ``k`` is ``k``."""
+    codes = torch.arange(2 ** dim)
+    return ((codes[:, None] >> torch.arange(dim - 1, -1, -1)) & 1).float()
+
+
+def binary_codes(samples):
+    """The row of ``all_binary`` that each binary sample ``(n, D)`` is: int64 ``(n,)``."""
+    D = samples.shape[1]
+    return (samples.round().long() * (2 ** torch.arange(D - 1, -1, -1))).sum(dim=1)
 
 
 def known_log_prob(x):

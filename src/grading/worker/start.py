@@ -26,6 +26,9 @@ if __name__ == "__main__":
     sys.dont_write_bytecode = True
     limits = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}  # a bad argument fails at once, before torch loads
     _own_path()
+    from src.grading.paths import modules_from_elsewhere
     from src.grading.worker.main import main
 
+    if modules_from_elsewhere(ROOT):  # this checkout's code only (another one may be mid-edit)
+        sys.exit(f"the worker of {ROOT} imported another checkout's code: {modules_from_elsewhere(ROOT)[:3]}")
     sys.exit(main(sys.argv, limits))

@@ -81,3 +81,23 @@ def expect_equal(actual, expected, *, what, case, hidden=False):
     index = tuple(int(i) for i in mismatched.nonzero()[0])
     fail(what, case, f"{count} of {mismatched.numel()} entries differ; at index {index} expected "
                      f"{expected[index].item()}, got {actual[index].item()}")
+
+
+NORMALISATION_ATOL = 1e-4  # |sum over all outcomes of exp(log_prob) - 1|: float32 log-probabilities, any order
+
+
+def normalisation_problem(log_probs, outcomes):
+    """None if ``exp(log_probs)`` (float, one per possible outcome) sums to 1 within ``NORMALISATION_ATOL``,
+    else what is wrong; ``outcomes`` names them ("16 binary inputs")."""
+    total = log_probs.double().exp().sum().item()
+    if abs(total - 1.0) <= NORMALISATION_ATOL:
+        return None
+    return f"exp(log_prob) should sum to 1 over all {outcomes}, got {total:.6g}"
+
+
+def expect_sums_to_one(log_probs, *, what, case, outcomes, hint=""):
+    """Fail unless ``exp(log_probs)`` sums to 1 over all outcomes (``normalisation_problem``); ``hint`` ends the
+    message."""
+    problem = normalisation_problem(log_probs, outcomes)
+    if problem:
+        fail(what, case, problem + hint)

@@ -4,6 +4,7 @@ import math
 
 import torch
 
+from ...inputs import binary_codes  # noqa: F401  (the tests import it from here: the row of inputs.all_binary)
 from .checks import expect_close, expect_tensor, fail
 from .goodness_of_fit import MIN_P_VALUE, chi_square_p_value
 
@@ -24,12 +25,6 @@ def describe_categorical_case(case):
     extreme = f", {case['extreme']:.0%} of the logits set to +-1e4" if case.get("extreme") else ""
     return (f"x int64 of shape {(case['batch'], *rest)} in 0..{case['num_values'] - 1}, logits "
             f"{case.get('logits_dtype', 'float64')} of shape {(case['batch'], case['num_values'], *rest)}{extreme}")
-
-
-def binary_codes(samples):
-    """Row index in ``all_binary`` of each binary sample (n, D), most significant bit first."""
-    D = samples.shape[1]
-    return (samples.round().long() * (2 ** torch.arange(D - 1, -1, -1))).sum(dim=1)
 
 
 def check_bits_per_dim(out, nll, num_dims, *, hidden=False):
@@ -53,14 +48,6 @@ def check_bits_per_dim(out, nll, num_dims, *, hidden=False):
             if hidden:
                 fail(what, case, f"differs from nll / (num_dims * ln 2) by {abs(out['float'] - expected):.3g}")
             fail(what, case, f"expected {expected:.9g} = nll / (num_dims * ln 2), got {out['float']:.9g}")
-
-
-def normalisation_problem(log_probs, count):
-    """None if ``exp(log_probs)`` sums to 1 (within 1e-4), else what is wrong."""
-    total = log_probs.double().exp().sum().item()
-    if abs(total - 1.0) <= 1e-4:
-        return None
-    return f"exp(log_prob) should sum to 1 over all {count} possible inputs, got {total:.6g}"
 
 
 def check_samples(out, *, what, case, n, dim, int_values=None, binary=False, repeat=False, no_generator=0,

@@ -6,12 +6,12 @@ are compared in float64 against the student's float32 result (``LL``).
 import torch
 import torch.nn.functional as F
 
+from ...inputs import binary_codes
 from . import goodness_of_fit
 from .checks import expect_tensor, fail, needs  # noqa: F401  (needs: used by the tests)
 
 F32 = dict(atol=1e-5, rtol=1e-4)  # float32 matrix products of width <= 64, any summation order
 LL = dict(atol=1e-4, rtol=1e-5)  # sums of D float32 log-probabilities
-NORMALISATION_ATOL = 1e-4  # |sum_x p(x) - 1| over all 2**D inputs, float32 logits
 
 
 # ---------------------------------------------------------------------------
@@ -121,10 +121,9 @@ def sample_p_value(samples, all_x, logits):
     p(x) = exp(bernoulli_ll(x, logits)) over all outcomes ``all_x`` (2**D, D), in any order."""
     log_p = bernoulli_ll(all_x, logits)
     log_p = log_p - torch.logsumexp(log_p, dim=0)
-    weights = 2 ** torch.arange(all_x.shape[1])
     cell_of = torch.full((2 ** all_x.shape[1],), -1, dtype=torch.long)
-    cell_of[(all_x.long() * weights).sum(1)] = torch.arange(all_x.shape[0])
-    return goodness_of_fit.chi_square_p_value(cell_of[(samples.long() * weights).sum(1)], log_p)
+    cell_of[binary_codes(all_x)] = torch.arange(all_x.shape[0])
+    return goodness_of_fit.chi_square_p_value(cell_of[binary_codes(samples)], log_p)
 
 
 def expect_binary_samples(samples, n, nin, *, what, case):

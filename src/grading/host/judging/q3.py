@@ -2,7 +2,7 @@
 import torch
 
 from ...errors import ExpectedValuesAbsent, StudentCodeError
-from .checks import expect_close, expect_tensor, fail
+from .checks import expect_close, expect_sums_to_one, expect_tensor, fail
 
 
 def recorded(student, reference, key, probe_name, **kwargs):
@@ -114,9 +114,7 @@ def expect_normalised(out, *, levels, colors, height, width, case):
     count = levels ** (colors * height * width)
     log_prob = expect_tensor(out["log_prob"], what="PixelCNN.log_prob", case=case, shape=(count,),
                              dtype_kind="float")
-    total = log_prob.double().exp().sum().item()
-    if not abs(total - 1.0) <= 1e-4:
-        fail("PixelCNN.log_prob", case, f"exp(log_prob) should sum to 1 over all images, got {total:.6g}")
+    expect_sums_to_one(log_prob, what="PixelCNN.log_prob", case=case, outcomes="images")
     logits = expect_tensor(out["logits"], what="PixelCNN.forward", case=case,
                            shape=(count, levels, colors, height, width), dtype_kind="float")
     expect_close(log_prob, log_probs_from_logits(logits, out["images"]), what="PixelCNN.log_prob",

@@ -27,7 +27,7 @@ runs in the grader's process, never in the worker.
 """
 import torch
 
-from ...inputs import seeded_generator
+from ...inputs import all_binary, seeded_generator
 from .registry import probe
 
 
@@ -182,12 +182,6 @@ def fvsbn_params(seed, dim, scale=1.5):
     return weight, bias, order
 
 
-def all_binary(dim):
-    """All 2^D binary vectors (float64), row ``k`` holds the bits of k, most significant first."""
-    codes = torch.arange(2 ** dim)
-    return ((codes[:, None] >> torch.arange(dim - 1, -1, -1)) & 1).double()
-
-
 def _fvsbn(submission, dim, weight, bias, order, order_via="constructor"):
     """An FVSBN with the given parameters (``load_state_dict``).  ``order_via``:
     ``"constructor"`` passes ``order`` to the constructor (and the state_dict),
@@ -231,7 +225,7 @@ def fvsbn_values(submission, *, seed, dim, order_via="constructor", batch=0):
     weight, bias, order = fvsbn_params(seed, dim)
     if order_via == "default":
         order = torch.arange(dim)
-    x = all_binary(dim).float()
+    x = all_binary(dim)
     out = {"order": order}
     model = _fvsbn(submission, dim, weight, bias, order, order_via)
     out["logits"] = model.conditional_logits(x)
@@ -251,7 +245,7 @@ def fvsbn_dependence(submission, *, seed, dim, trials=3):
     position ``i`` of the ordering, the variables ``order[i:]`` are replaced by random
     bits.  ``out["changed"][i][t]`` are the logits for trial ``t`` of position ``i``."""
     weight, bias, order = fvsbn_params(seed, dim)
-    x = all_binary(dim).float()
+    x = all_binary(dim)
     g = seeded_generator(seed + 3)
     model = _fvsbn(submission, dim, weight, bias, order)
     out = {"order": order, "logits": model.conditional_logits(x), "changed": []}
@@ -274,5 +268,5 @@ def fvsbn_sample(submission, *, dim, weight, bias, order, n, seed, repeat=False,
     model = _fvsbn(submission, dim, weight, bias, order)
     out = _samples(model, n, seed, repeat, without_generator)
     if distribution:
-        out["log_probs"] = _try_log_prob(model, all_binary(dim).float())
+        out["log_probs"] = _try_log_prob(model, all_binary(dim))
     return out

@@ -39,7 +39,7 @@ import time
 import torch
 import torch.nn as nn
 
-from ...inputs import seeded_generator
+from ...inputs import all_binary, seeded_generator
 from .registry import probe
 
 
@@ -143,12 +143,6 @@ def _snapshot(model, made):
         "order": _describe(getattr(model, "order", None)),
         "masks": [_describe(getattr(layer, "mask", None)) for _, layer in _masked_layers(model, made)],
     }
-
-
-def _all_binary(d):
-    """The 2**d binary vectors, row ``i`` holding the bits of ``i`` (bit ``j`` in column ``j``)."""
-    index = torch.arange(2 ** d)
-    return ((index[:, None] >> torch.arange(d)[None, :]) & 1).float()
 
 
 def _install_weights(model, made, seed, scale):
@@ -389,7 +383,7 @@ def made_log_prob(submission, *, nin, hidden_sizes, num_masks, natural_ordering,
     for _ in range(advance):
         model.update_masks()
     if batch is None:
-        x = _all_binary(nin)
+        x = all_binary(nin)
     else:
         x = torch.randint(0, 2, (batch, nin), generator=seeded_generator(x_seed)).float()
     per_set = []
@@ -511,7 +505,7 @@ def made_sample(submission, *, nin, hidden_sizes, natural_ordering, seed, weight
                                                   advance)
     _install_mask_set(model, made, seed, natural_ordering, weight_scale)
     before = _snapshot(model, made)
-    all_x = _all_binary(nin)
+    all_x = all_binary(nin)
     with torch.no_grad():
         logits = _describe(model(all_x))
     counters = [_Counter(model), _Counter(_masked_layers(model, made)[0][1])]
