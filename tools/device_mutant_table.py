@@ -8,6 +8,7 @@ differs.  Staff-only; ``staff_tests/test_device_mutants.py`` asserts what this p
     python tools/device_mutant_table.py              # markdown table on stdout
     python tools/device_mutant_table.py --cuda       # also on cuda:0 (tools/gpu_device_check.sh)
     python tools/device_mutant_table.py --json FILE  # the rows as JSON too
+    python tools/device_mutant_table.py --graded     # what the grader does with each: points lost, message
 """
 import argparse
 import json
@@ -22,6 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from src import device_check  # noqa: E402  (after the path insert above)
+from tools import mutation_check  # noqa: E402  (after the path insert above)
 
 CATALOGUE = ROOT / "staff_tests" / "mutants" / "device.json"
 
@@ -58,11 +60,41 @@ def row(mutant, reference, cuda=False):
             "shown": shown[0][1] if shown else None, "cuda": on_cuda, "seconds": round(time.perf_counter() - start, 2)}
 
 
+def graded_rows(mutants):
+    """Grade each mutant's question (``tools/mutation_check.py``): the points it loses there and the message
+    of the first failing part (its first line, as the grader's summary shows it)."""
+    rows = []
+    for mutant, outcome in zip(mutants, mutation_check.grade_all(mutants)):
+        tests = {t: o for t, o in outcome.items() if t.startswith(mutant["question"] + "-")}
+        lost = sum(o["max_score"] - o["score"] for o in tests.values())
+        failing = [(t, o) for t, o in tests.items() if o["score"] < o["max_score"]]
+        message = ""
+        if failing:
+            test_id, out = failing[0]
+            lines = [line.strip() for line in out["output"].splitlines() if line.strip()]
+            message = f"{test_id}: " + " ".join(lines[1:2] if lines and lines[0].endswith("failed:") else lines[:1])
+        rows.append({"id": mutant["id"], "question": mutant["question"], "lost": round(lost, 4),
+                     "message": message})
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cuda", action="store_true", help="also run every device mutant on cuda:0")
     parser.add_argument("--json", type=Path, help="write the rows to this file too")
+    parser.add_argument("--graded", action="store_true", help="grade each mutant instead: points lost, message")
     args = parser.parse_args(argv)
+    if args.graded:
+        rows = graded_rows(json.loads(CATALOGUE.read_text()))
+        print("| mutant | question | points lost | the grader's message |\n|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['id']} | {r['question']} | {r['lost']:g} | {r['message'].replace('|', '/')} |")
+        missed = [r["id"] for r in rows if r["lost"] <= 0]
+        print(f"\n{len(rows) - len(missed)} of {len(rows)} mutants lose points in their question"
+              + (f"; not: {', '.join(missed)}" if missed else ""))
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        return 1 if missed else 0
     reference = device_check.load_modules(ROOT / "solution")
     rows = [row(m, reference, args.cuda) for m in json.loads(CATALOGUE.read_text())]
     header = "| mutant | question | CPU float32 | shown by (stand-in, or float64) |" + (" on CUDA |" if args.cuda else "")

@@ -58,13 +58,13 @@ def make_mutant(mutant, folder):
 
 def grade_folder(folder, results, *selection, timeout=600):
     """Grade the submission in ``folder`` with ``grader.py [selection...]``, writing ``results``:
-    ``{test id: {"score", "max_score", "parts": [{"name", "points", "earned"}]}}``."""
+    ``{test id: {"score", "max_score", "output", "parts": [{"name", "points", "earned"}]}}``."""
     command = [sys.executable, "grader.py", *selection, "--submission", str(folder), "--results", str(results)]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                                stdin=subprocess.DEVNULL)
     if completed.returncode != 0 or not Path(results).exists():
         raise RuntimeError(f"grader failed on {folder}:\n{completed.stdout[-2000:]}{completed.stderr[-2000:]}")
-    return {test["number"]: {"score": test["score"], "max_score": test["max_score"],
+    return {test["number"]: {"score": test["score"], "max_score": test["max_score"], "output": test.get("output", ""),
                              "parts": test.get("extra_data", {}).get("parts", [])}
             for test in json.loads(Path(results).read_text())["tests"]}
 

@@ -14,8 +14,11 @@ from .checks import fail
 STANDIN = "on another device (the stand-in for a GPU)"
 
 
-def _function(label):
-    return label.split(",")[0].strip()
+def _function(label, sampling=False):
+    """The function a part's message names: the label's first ("MADE.forward, log_prob" -> "MADE.forward"), or
+    its sampler ("FVSBN.log_prob, sample" -> "FVSBN.sample")."""
+    first = label.split(",")[0].strip()
+    return f"{first.rsplit('.', 1)[0]}.sample" if sampling and "." in first else first
 
 
 def _problem(part, expected, run, *, exact, skip=()):
@@ -50,10 +53,16 @@ def expect_same_on_another_device(out, notes, *, question, label):
         if cuda.get("sampling_ratio") is not None:
             notes["cuda_sampling_ratio"] = round(cuda["sampling_ratio"], 3)
     notes["ran_on"] = ran_on
-    problem = _problem(part, out["cpu"], out["standin"], exact=True)
-    copies = out["standin"]["host_copies"]
-    if problem is None and copies is not None:
-        problem = device_check.sampling_problem(part, standin_device.HostCopies(**copies))
+    standin = out["standin"]
+    if standin["error"]:  # one line that starts with the student's function: "MADE.sample: torch.zeros ..."
+        what, _, problem = standin["error"].partition(": ")
+        if not problem or " " in what:  # not "Function.name: ...": name the part's function instead
+            what, problem = _function(label), standin["error"]
+        fail(what, STANDIN, problem)
+    problem = _problem(part, out["cpu"], standin, exact=True)
     if problem:
-        what = _function(label)
-        fail(what, STANDIN, problem.removeprefix(f"{label}: ").removeprefix(f"{what}: "))
+        fail(_function(label), STANDIN, problem)
+    copies = standin["host_copies"]
+    problem = copies and device_check.sampling_problem(part, standin_device.HostCopies(**copies))
+    if problem:
+        fail(_function(label, sampling=True), STANDIN, problem.removeprefix(f"{label}: "))
