@@ -41,7 +41,7 @@ def _judge(out):
 
 def test_the_stand_ins_values_must_equal_the_cpus():
     notes = _judge(_out(_run({"sample": torch.ones(7, 6)}, copies={"waits": 1, "elements": 6})))
-    assert notes == {"ran_on": ["cpu", "the device (stand-in)"]}
+    assert notes == {"ran_on": ["cpu", "stand-in"]}
     with pytest.raises(AssertionError, match=r"^MADE.sample \[on another device .*\]: sample differs from the "
                                              r"CPU's: different values"):
         _judge(_out(_run({"sample": torch.zeros(7, 6)}, copies={"waits": 1, "elements": 6})))
@@ -61,7 +61,7 @@ def test_a_cuda_run_is_noted_but_never_changes_the_points():
     fine = _run({"sample": torch.ones(7, 6)}, copies={"waits": 1, "elements": 6})
     refused = {"values": {}, "error": "MADE.sample: mixes devices, which CUDA refuses: ...", "sampling_ratio": None}
     notes = _judge(_out(fine, cuda=refused))  # passes: the stand-in carries the points
-    assert notes["ran_on"] == ["cpu", "the device (stand-in)", "cuda"]
+    assert notes["ran_on"] == ["cpu", "stand-in", "cuda"]
     assert notes["cuda"].startswith("MADE.sample: mixes devices")
     other_sample = {"values": {"sample": torch.zeros(7, 6)}, "error": None, "sampling_ratio": 1.23456}
     notes = _judge(_out(fine, cuda=other_sample))  # CUDA's random numbers are not the CPU's: samples not compared
@@ -89,9 +89,10 @@ def test_a_device_bug_costs_only_its_device_part_and_the_part_says_where_it_ran(
     test = next(t for t in json.loads((tmp_path / "results.json").read_text())["tests"] if t["number"] == "2c-0-basic")
     parts = {p["name"]: p for p in test["extra_data"]["parts"]}
     device_part = parts["MADE.sample on another device"]
-    assert device_part["earned"] == 0 and device_part["ran_on"][:2] == ["cpu", "the device (stand-in)"]
+    assert device_part["earned"] == 0 and device_part["ran_on"][:2] == ["cpu", "stand-in"]
     assert all(p["earned"] == p["points"] for name, p in parts.items() if name != "MADE.sample on another device")
-    assert "MADE.sample: torch.zeros created its tensor on the CPU" in test["output"]
+    assert "MADE.sample [on another device (the stand-in for a GPU)]: torch.zeros created its tensor on the CPU" \
+        in test["output"]
     assert device_part["points"] == 0.1 and test["score"] == pytest.approx(0.4)
 
 

@@ -45,7 +45,7 @@ def expect_same_on_another_device(out, notes, *, question, label):
     ``ran_on`` and, with a GPU, ``cuda`` (``"same values"`` or the problem) and ``cuda_sampling_ratio``.
     """
     part = device_check.part_named(question, label)
-    ran_on = ["cpu", standin_device.NAME + " (stand-in)"]
+    ran_on = ["cpu", "stand-in"]  # the stand-in device of src/standin_device.py
     if "cuda" in out:
         ran_on.append("cuda")
         cuda = out["cuda"]
