@@ -63,8 +63,11 @@ def _grads(model):
 
 
 def _log_prob_and_grads(model, x):
+    """log_prob and, where it is differentiable, the parameters' gradients (a log_prob that is not is the
+    business of the grader's differentiability checks, not of a device check)."""
     log_p = model.log_prob(x)
-    log_p.sum().backward()
+    if log_p.requires_grad:
+        log_p.sum().backward()
     return {"log_prob": log_p, **_grads(model)}
 
 
