@@ -241,8 +241,10 @@ def _colour(mods, device, dtype, gen, keep):
 #: the parts, in the order of the questions
 PARTS = [
     Part("1a", "bernoulli_log_likelihood, categorical_log_likelihood", "autoregressive", _likelihoods),
-    Part("1c", "DiscreteAR2D.log_prob, sample", "autoregressive", _discrete_ar2d, sampling=(7, 2)),
-    Part("1d", "FVSBN.log_prob, sample", "autoregressive", _fvsbn, sampling=(7, 5)),
+    # 1c and 1d: no limit on copies to the host (``sampling``): their docstrings do not ask for the whole batch
+    # at once, as MADE's ("exactly D forward passes") and PixelCNN's do
+    Part("1c", "DiscreteAR2D.log_prob, sample", "autoregressive", _discrete_ar2d),
+    Part("1d", "FVSBN.log_prob, sample", "autoregressive", _fvsbn),
     Part("2a", "MaskedLinear.set_mask, forward", "made", _masked_linear),
     Part("2b", "MADE.forward, log_prob", "made", _made_forward_log_prob),
     Part("2b", "MADE.log_prob (3 mask sets), update_masks", "made", _made_ensemble),
