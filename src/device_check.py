@@ -214,6 +214,16 @@ def _masked_conv(mods, device, dtype, gen, keep):
     return conv, {"forward": conv(x.to(device))}
 
 
+def _masked_conv_colour(mods, device, dtype, gen, keep):
+    """A colour MaskedConv2d (3 colours): where its constructor keeps the colour mask matters on a device."""
+    gen_cpu = _seeded(SEED + 10)
+    conv = mods.pixelcnn.MaskedConv2d("B", 6, 6, 3, color_channels=3).to(dtype)
+    conv = keep(conv)
+    x = torch.randn(2, 6, 4, 4, generator=gen_cpu, dtype=dtype)
+    conv.to(device)
+    return conv, {"forward": conv(x.to(device))}
+
+
 def _images(config, shape, seed):
     return torch.randint(0, config["num_levels"], (3, config["in_channels"], *shape),
                          generator=torch.Generator().manual_seed(seed))
@@ -250,6 +260,7 @@ PARTS = [
     Part("2b", "MADE.log_prob (3 mask sets), update_masks", "made", _made_ensemble),
     Part("2c", "MADE.sample", "made", _made_sample, sampling=(7, 6)),
     Part("3a", "MaskedConv2d.forward", "pixelcnn", _masked_conv),
+    Part("3a", "MaskedConv2d.forward, colour", "pixelcnn", _masked_conv_colour),
     Part("3b", "PixelCNN.forward, log_prob", "pixelcnn", _pixelcnn_log_prob),
     Part("3c", "PixelCNN.sample", "pixelcnn", _pixelcnn_sample, sampling=(3, 16),
          sample_kwargs=(("image_shape", (4, 4)),)),

@@ -55,8 +55,9 @@ def test_conv_mask_and_masked_conv(student, reference, set_score=None):
     with cases.case(0.8, values):
         _conv_mask_and_masked_conv_values(student, reference)
     with cases.case(0.2, "MaskedConv2d.forward on another device", requires=values) as notes:
-        out = student.run("device.pixelcnn_part", question="3a", label="MaskedConv2d.forward")
-        expect_same_on_another_device(out, notes, question="3a", label="MaskedConv2d.forward")
+        for label in ("MaskedConv2d.forward", "MaskedConv2d.forward, colour"):  # a colour layer keeps its mask too
+            out = student.run("device.pixelcnn_part", question="3a", label=label)
+            expect_same_on_another_device(out, notes, question="3a", label=label)
     cases.finish(set_score)
 
 

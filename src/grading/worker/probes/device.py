@@ -5,7 +5,7 @@ fixed seeds) three ways: on the CPU, where the student's errors are reported as 
 the stand-in device of ``src/standin_device.py`` (CUDA's rules of device mixing, the CPU's values), on
 every machine; and on CUDA where the worker has a GPU.  It returns what each run gave; the tests judge
 (``host/judging/device.py``).  2b and 2c run with the stand-ins for 2a of ``q2.py``, 3b, 3c and 3e with
-those for 3a of ``q3.py`` (see ``pixelcnn_part``), so that a device bug costs points where it lives only.
+those for 3a of ``q3.py``, so that a device bug costs points where it lives only.
 """
 import contextlib
 import time
@@ -96,17 +96,13 @@ def made_part(submission, *, question, label, dtype=None):
 
 @probe("pixelcnn")
 def pixelcnn_part(submission, *, question, label):
-    """3a with the student's conv_mask; 3b and 3c with the stand-ins for 3a (all-ones masks at construction,
-    every masked convolution run as torch's own convolution).  3e with all-ones masks too, but with the
-    student's MaskedConv2d.forward, whose colour path is 3e's: unless that forward already fails on the
-    device in grey-scale (a bug of 3a, which costs points there), then with torch's convolution as in 3b."""
+    """3a with the student's conv_mask (its colour layer with all-ones masks: conv_mask's colour masks are
+    3e's, so that 3a needs no extra credit); 3b, 3c and 3e with the stand-ins for 3a (all-ones masks at
+    construction, every masked convolution run as torch's own convolution)."""
     px = submission.pixelcnn
     mods = types.SimpleNamespace(pixelcnn=px)
-    if question == "3a":
+    if label == "MaskedConv2d.forward":
         return _run_on_devices(mods, question, label)
-    prepare = q3.use_torch_conv
-    if question == "3e":
-        with q3.stand_in_masks(px), standin_device.active() as standin:
-            grey = device_check.run_part(device_check.part_named("3b", "PixelCNN.forward, log_prob"), mods, standin)
-        prepare = q3.use_torch_conv if grey.error else None
-    return _run_on_devices(mods, question, label, lambda: q3.stand_in_masks(px), prepare=prepare)
+    if question == "3a":
+        return _run_on_devices(mods, question, label, lambda: q3.stand_in_masks(px))
+    return _run_on_devices(mods, question, label, lambda: q3.stand_in_masks(px), prepare=q3.use_torch_conv)
