@@ -1,5 +1,7 @@
 """How the student's code failed, as ``Failure`` data (host side, in the worker client): made here, from what the
 worker reports or what the grader saw, once for each way a call fails; ``messages.render`` writes them out."""
+import dataclasses
+
 from ..errors import Failure, StudentCodeError
 from .messages import ending, located, render, short
 
@@ -94,7 +96,7 @@ def missing(file, folder):
 def not_imported(file, call, failure):
     """``failure`` of ``call``, which imported ``file``, said of the file: ``made.py could not be imported: ...``
     (without the call, which the message's first words then name)."""
-    text = render(Failure(failure.kind, failure.function, failure.line, failure.detail, "", failure.file, failure.trace))
+    text = render(dataclasses.replace(failure, call=""))
     if not located(failure) and failure.call and text.startswith("raised "):  # "made.py could not be imported:
         text = text[len("raised "):]  # SyntaxError: ..."
     lines = text.splitlines() or [""]
