@@ -34,8 +34,9 @@ def test_stub_and_memory_and_stand_in():
     stand_in = failures.raised(_reply(hung=said, where="made.MADE.log_prob"), CALL, 256,
                                {"made.MADE.forward": said}, str)
     assert (stand_in.kind, stand_in.function) == ("timeout", "made.MADE.forward")
-    assert render(stand_in) == (f"made.MADE.forward did not return within 6 s on x: (3,) earlier in this grading (test "
-                                f"2a-0-basic); not called again (reached through made.MADE.log_prob), while running {CALL}")
+    assert render(stand_in) == ("made.MADE.forward did not return within 6 s on x: (3,) earlier in this grading (test "
+                                "2a-0-basic); not called again (reached through made.MADE.log_prob), while running "
+                                f"{CALL}")
 
 
 def test_time_outs_and_crashes_name_the_function_and_its_line():

@@ -25,15 +25,15 @@ def raised(error_info, call, memory_mb, hung, shown):
         function = next((name for name, message in hung.items() if message == text and text.startswith(name + " ")),
                         None)
         rest = text[len(function) + 1:] if function else text
-        return Failure("timeout", function=function,
-                       detail=shown(rest) + (f" (reached through {where})" if where else "") + f", while running {call}")
+        through = f" (reached through {where})" if where else ""
+        return Failure("timeout", function=function, detail=f"{shown(rest)}{through}, while running {call}")
     if error_info.get("unimplemented"):
         return Failure("not_implemented", function=str(error_info["unimplemented"]), detail="not implemented yet")
     trace = shown(error_info.get("traceback", ""))
     kind = str(error_info.get("type", "Exception"))
     if error_info.get("memory"):
-        return Failure("memory", function=where or None, call=call, trace=trace,
-                       detail=f"memory limit ({memory_mb} MB) exceeded ({kind})" + (f" while running {call}" if where else ""))
+        detail = f"memory limit ({memory_mb} MB) exceeded ({kind})" + (f" while running {call}" if where else "")
+        return Failure("memory", function=where or None, call=call, detail=detail, trace=trace)
     message = str(error_info.get("message") or "").strip()
     detail = f"raised {kind}" + (f": {message.splitlines()[0][:300]}" if message else "") + (
         f" (running {call})" if where else "")
@@ -74,13 +74,14 @@ def died(call, returncode, where, output, memory_killed, memory_mb):
     how = ending(returncode) if returncode is not None else "it closed its channel to the grader"
     hint = f" (over the memory limit of {memory_mb} MB?)" if returncode in (-9, 137) else ""
     function, line, file = where or (None, None, "")
-    return Failure("crash", function=function, line=line, file=file, call=call,
-                   detail=f"the process running your code ended ({how}){hint}" + (f" while running {call}" if where else ""),
+    detail = f"the process running your code ended ({how}){hint}" + (f" while running {call}" if where else "")
+    return Failure("crash", function=function, line=line, file=file, call=call, detail=detail,
                    trace=f"Last output:\n{output[-800:]}" if output else None)
 
 
 def invalid_reply(call, reply):
-    return Failure("crash", call=call, detail=f"the process running your code sent an invalid reply ({short(reply, 120)})")
+    return Failure("crash", call=call,
+                   detail=f"the process running your code sent an invalid reply ({short(reply, 120)})")
 
 
 def not_run(call, budget_s):

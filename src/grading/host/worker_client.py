@@ -202,7 +202,8 @@ class Worker:
             self.stop()
             if hung:
                 name, _line, arguments = hung
-                self.hung[name] = failures.not_called_again(name, timeout_s, timeout_reason, arguments, self.current_test)
+                self.hung[name] = failures.not_called_again(name, timeout_s, timeout_reason, arguments,
+                                                            self.current_test)
             raise failures.error(failures.timed_out(doing, timeout_s, timeout_reason, hung, where)) from None
         except (BrokenPipeError, OSError):
             reply = EOFError()
