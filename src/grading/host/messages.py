@@ -76,3 +76,28 @@ def start_failure(hello, returncode, seconds, limit_s, output):
         return head + "; it printed nothing"
     last = tail.splitlines()[-1]
     return f"{head}: {last}" + (f"\nits last lines:\n{tail}" if "\n" in tail else "")
+
+
+PREDICATES = ("raised ", "did not return ")  # details that go on from the function's name without a colon
+
+
+def located(failure):
+    """``made.MADE.forward (line 12)``, ``made.MADE.forward``, ``line 3 of made.py`` (its top level) or None."""
+    if failure.function:
+        return failure.function + (f" (line {failure.line})" if failure.line is not None else "")
+    if failure.line is not None and failure.file:
+        return f"line {failure.line} of {failure.file}"
+    return None
+
+
+def render(failure):
+    """The message a student reads for a ``Failure``: who (the function and its line, else the call; the file
+    for an import), what happened, then the lines below (traceback, last output).  The one place that writes
+    a failure out: ``str()`` of every ``StudentCodeError`` that the worker client raises is this."""
+    if failure.kind == "import":
+        subject, joiner = failure.file, " "
+    else:
+        subject = located(failure) or failure.call
+        joiner = " " if failure.detail.startswith(PREDICATES) else ": "
+    head = f"{subject}{joiner}{failure.detail}" if subject else failure.detail
+    return head if failure.trace is None else f"{head}\n{failure.trace}"

@@ -2,12 +2,9 @@
 
 ``Worker.run(probe, timeout_s=None, **kwargs)`` runs one probe on the submission in the worker process and
 returns its plain-data result; whatever the student's code does wrong comes back as a ``StudentCodeError``
-whose first line says what happened.  README's "Time limits" and "Map of the grader" tell the rules.
+whose ``failure`` (``failures.py``) says what happened.  README's "Time limits" and "Map of the grader" tell the rules.
 """
-import os
 import queue
-import re
-import signal
 import subprocess
 import sys
 import threading
@@ -18,14 +15,14 @@ from .. import printed, protocol, settings
 from ..errors import GraderError, ProtocolError, StudentCodeError
 from ..paths import GRADING
 from ..worker.probes import index as probe_index
-from . import launchers
-from .messages import describe_call, ending, qualified_name, short, start_failure
+from . import failures, hang_diagnosis, launchers
+from .memory_watch import MemoryWatch
+from .messages import describe_call, start_failure
+from .time_budget import TimeBudget
 from .worker_pipes import Channels, OutputTail, rss_kb
 
-_FRAME = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')
 WORKER_SCRIPT = GRADING / "worker" / "start.py"
 WAIT_NOTICE_S = 15.0  # a call that runs this long (or half its limit) makes the grader say what it waits for
-_FUNCTION_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
 class Worker:
@@ -40,14 +37,13 @@ class Worker:
         self.timeout_s = timeout_s
         self.import_timeout_s = import_timeout_s
         self.start_timeout_s = start_timeout_s
-        self.time_budget_s = time_budget_s
+        self.budget = TimeBudget(time_budget_s)
         self.collect_stats = collect_stats
         self.trace_calls = trace_calls  # --trace-calls: record which student functions each test entered
         self.on_wait = on_wait  # on_wait(text): a call runs long (WAIT_NOTICE_S); text says what it waits for
         self.memory_mb = self.launcher.limits.memory_mb
         self.stats = []  # one entry per worker process: pid, seconds, peak resident size, modules
         self.calls = []  # with collect_stats: each probe call, its seconds and the worker's peak size after it
-        self.used_s = 0.0
         self.last_seconds = 0.0
         self.hung = {}  # "pixelcnn.PixelCNN.forward" -> message: timed out once, not called again
         self.entered = {}  # with trace_calls: test id -> set of student functions its probes entered
@@ -55,6 +51,7 @@ class Worker:
         self.printed = {}  # test id -> the captures of what the student's code printed in its calls
         self._process = None
         self._hello = None
+        self._memory = MemoryWatch(self.memory_mb, self.launcher.kill_all)
         self._import_failures = {}
         self._imported = set()
         self._seq = 0
@@ -86,8 +83,7 @@ class Worker:
         self._output = OutputTail(process.stdout)
         self._replies = queue.Queue()
         self._started_at = time.monotonic()
-        self._memory_killed = False
-        self._peak_rss_kb = None
+        self._memory = MemoryWatch(self.memory_mb, self.launcher.kill_all)
         self._imported = set()
         threading.Thread(target=self._read_replies, args=(self._responses, self._replies), daemon=True).start()
 
@@ -108,7 +104,7 @@ class Worker:
             raise GraderError(start_failure(hello, returncode, seconds, self.start_timeout_s, output))
         self._hello = hello["hello"]
         baseline = self._hello.get("memory", {}).get("rss_kb")
-        threading.Thread(target=self._watch_memory, args=(process, baseline), daemon=True).start()
+        self._memory.start(process, baseline)
 
     @staticmethod
     def _read_replies(stream, replies):
@@ -129,24 +125,6 @@ class Worker:
             except (OSError, ValueError):
                 pass
 
-    def _watch_memory(self, process, baseline_kb):
-        """Backstop for platforms where RLIMIT_AS is not enforced (macOS): kill a worker whose resident size
-        grows by more than the limit.  Also records the peak resident size for the statistics."""
-        interval = 0.1 if os.path.exists("/proc") else 0.5
-        while process.poll() is None:
-            rss, peak = rss_kb(process.pid)
-            if rss is None:
-                if not os.path.exists("/proc") and sys.platform != "darwin":
-                    return  # nothing to watch with on this platform (Windows)
-            else:
-                baseline_kb = baseline_kb or rss
-                self._peak_rss_kb = max(self._peak_rss_kb or 0, peak or rss)
-                if rss > baseline_kb + self.memory_mb * 1024:
-                    self._memory_killed = True
-                    self.launcher.kill_all(process)
-                    return
-            time.sleep(interval)
-
     def stop(self):
         """Kill the worker and everything it started (every process of the sandbox user, as root)."""
         process, self._process = self._process, None
@@ -156,7 +134,7 @@ class Worker:
         if self.collect_stats and process.poll() is None and self._hello is not None:
             entry.update(self._final_stats(process))
         _rss, peak = rss_kb(process.pid)
-        peaks = [p for p in (peak, self._peak_rss_kb, entry.pop("peak_rss_kb", None)) if p]
+        peaks = [p for p in (peak, self._memory.peak_kb, entry.pop("peak_rss_kb", None)) if p]
         entry["peak_rss_kb"] = max(peaks) if peaks else None
         self.launcher.kill_all(process)
         try:
@@ -208,7 +186,7 @@ class Worker:
                     raise queue.Empty
                 if not noticed and elapsed >= notice_at:
                     noticed = True
-                    self.on_wait(self._waiting_for(note, doing, elapsed, timeout_s))
+                    self.on_wait(hang_diagnosis.waiting_for(note, doing, elapsed, timeout_s, self._shown))
                 until = timeout_s if noticed else notice_at
                 try:
                     reply = self._replies.get(timeout=max(until - elapsed, 0.01))
@@ -219,20 +197,14 @@ class Worker:
                     continue
                 break
         except queue.Empty:
-            hung = self._hung_function(note)
-            where = None if hung else self._where_now()
+            hung = hang_diagnosis.hung_function(note, self.display_dir)
+            where = None if hung else hang_diagnosis.where_now(self._process, self._output, self.submission_dir)
             self.stop()
-            stopped = (f"the process running your code was stopped (an endless loop, or code far too slow?) while "
-                       f"running {doing}")
             if hung:
-                name, line, arguments = hung
-                within = f"did not return within {timeout_s:g} s{timeout_reason}" + (
-                    f" on {arguments}" if arguments else "")
-                self.hung[name] = f"{name} {within} earlier in this grading" + (
-                    f" (test {self.current_test})" if self.current_test else "") + "; not called again"
-                raise StudentCodeError(f"{name} (line {line}) {within}; {stopped}", kind="timeout") from None
-            raise StudentCodeError(f"{where + ': ' if where else ''}timed out after {timeout_s:g} s{timeout_reason}; "
-                                   f"{stopped}", kind="timeout") from None
+                name, _line, arguments = hung
+                self.hung[name] = failures.not_called_again(name, timeout_s, timeout_reason, arguments,
+                                                            self.current_test)
+            raise failures.error(failures.timed_out(doing, timeout_s, timeout_reason, hung, where)) from None
         except (BrokenPipeError, OSError):
             reply = EOFError()
         if isinstance(reply, EOFError):
@@ -240,12 +212,11 @@ class Worker:
         if isinstance(reply, ProtocolError) or not (
                 isinstance(reply, dict) and reply.get("seq") == self._seq and isinstance(reply.get("ok"), bool)):
             self.stop()
-            raise StudentCodeError(f"{doing}: the process running your code sent an invalid reply "
-                                   f"({short(reply, 120)})", kind="crash")
+            raise failures.error(failures.invalid_reply(doing, reply))
         if "output" in reply:
             self.printed.setdefault(self.current_test, []).append(reply["output"])
         if not reply["ok"]:
-            self._raise_error(reply.get("error"), doing)
+            raise failures.error(failures.raised(reply.get("error"), doing, self.memory_mb, self.hung, self._shown))
         if self.trace_calls and isinstance(reply.get("entered"), list):
             self.entered.setdefault(self.current_test, set()).update(str(name) for name in reply["entered"])
         return reply.get("value")
@@ -276,69 +247,6 @@ class Worker:
             raise failure[0] if isinstance(failure[0], OSError) else OSError(str(failure[0]))
         return not writer.is_alive()
 
-    def _hung_function(self, note):
-        """``(name, line, arguments)`` of the call that hung, from the worker's last note, or None.
-
-        The innermost student call that has been running for at least half of the
-        time so far: a function that never returns, not a correct one that a slow
-        caller calls many times (each of those calls is short).  Functions that
-        cannot be replaced by name (nested ones, lambdas) give way to their caller.
-        """
-        try:
-            elapsed = float(note["elapsed"])
-            for frame in note["stack"]:
-                name, line = str(frame["function"]), int(frame["line"])
-                module, _, function = name.partition(".")
-                path = self.display_dir / f"{module}.py"
-                if float(frame["seconds"]) >= 0.5 * elapsed and _FUNCTION_NAME.fullmatch(name) and path.is_file():
-                    if "." not in function:  # Python < 3.11 names no class: find it in the file
-                        name = f"{module}.{qualified_name(path, line, function)}"
-                    return name, line, str(frame.get("arguments") or "")[:300]
-        except (TypeError, KeyError, ValueError, AttributeError):
-            pass
-        return None
-
-    def _waiting_for(self, note, doing, elapsed, timeout_s):
-        """``still running made.MADE.forward (line 12) after 15 s; time limit 60 s``."""
-        try:
-            frame = note["stack"][0]
-            what = f"{frame['function']} (line {int(frame['line'])})"
-        except (TypeError, KeyError, IndexError, ValueError):
-            what = doing.split("(", 1)[0]
-        return f"(still running {self._shown(what)[:120]} after {elapsed:.0f} s; time limit {timeout_s:g} s)"
-
-    def _where_now(self):
-        """Where the worker's main thread is now, in the student's files: asks the worker for a stack dump."""
-        process = self._process
-        if process is None or process.poll() is not None or not hasattr(signal, "SIGUSR1"):
-            return None
-        before = self._output.total
-        try:
-            os.kill(process.pid, signal.SIGUSR1)
-        except OSError:
-            return None
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline and self._output.total == before:
-            time.sleep(0.02)
-        time.sleep(0.05)
-        return self._student_frame(self._output.tail.decode("utf-8", "replace"))
-
-    def _student_frame(self, text):
-        """``made.MADE.forward (line 12)``: the innermost student frame of a faulthandler dump in ``text``."""
-        dump = text.rsplit("most recent call first", 1)
-        if len(dump) < 2:
-            return None
-        for file, line, function in _FRAME.findall(dump[1]):
-            try:
-                inside = Path(file).resolve().is_relative_to(self.submission_dir)
-            except (OSError, ValueError):
-                inside = False
-            if inside:
-                if function == "<module>":
-                    return f"line {line} of {Path(file).name}"
-                return f"{Path(file).stem}.{qualified_name(file, int(line), function)} (line {line})"
-        return None
-
     def _died(self, doing):
         process = self._process
         try:
@@ -346,86 +254,31 @@ class Worker:
         except subprocess.TimeoutExpired:
             returncode = None
         raw = self._output.text()
-        where = self._student_frame(raw)
-        output = self._shown(raw)
-        memory = self._memory_killed
+        where = hang_diagnosis.student_frame(raw, self.submission_dir)
+        memory = self._memory.killed
         self.stop()
-        if memory:
-            raise StudentCodeError(f"{doing}: memory limit ({self.memory_mb} MB) exceeded; the process running your "
-                                   "code was stopped", kind="memory")
-        how = ending(returncode) if returncode is not None else "it closed its channel to the grader"
-        hint = f" (over the memory limit of {self.memory_mb} MB?)" if returncode in (-9, 137) else ""
-        head = f"{where}: the process running your code ended ({how}){hint} while running {doing}" if where else \
-            f"{doing}: the process running your code ended ({how}){hint}"
-        raise StudentCodeError(head + (f"\nLast output:\n{output[-800:]}" if output else ""), kind="crash")
-
-    def _raise_error(self, error, doing):
-        if not isinstance(error, dict):
-            raise StudentCodeError(f"{doing}: your code failed", kind="error")
-        if error.get("hung"):  # the stand-in of a function that timed out earlier
-            where = error.get("where")
-            raise StudentCodeError(self._shown(error["hung"]) + (f" (reached through {where})" if where else "")
-                                   + f", while running {doing}", kind="timeout")
-        unimplemented = error.get("unimplemented")
-        if unimplemented:
-            raise StudentCodeError(f"{unimplemented}: not implemented yet", kind="not_implemented")
-        trace = self._shown(error.get("traceback", ""))
-        kind = str(error.get("type", "Exception"))
-        where = error.get("where")
-        if error.get("memory"):
-            raise StudentCodeError(f"{where or doing}: memory limit ({self.memory_mb} MB) exceeded ({kind})"
-                                   + (f" while running {doing}" if where else "") + f"\n{trace}", kind="memory")
-        message = str(error.get("message") or "").strip()
-        head = f"{where} raised {kind}" if where else f"{doing} raised {kind}"
-        if message:
-            head += f": {message.splitlines()[0][:300]}"
-        if where:
-            head += f" (running {doing})"
-        raise StudentCodeError(self._shown(head) + (f"\n{trace}" if trace else ""), kind="error")
-
-    # -- the backstop ----------------------------------------------------------
-    def _allowance(self, wanted_s, doing):
-        """The time this call may take, within the session's budget; raises once it is used up."""
-        allowed, reason = wanted_s, ""
-        if self.time_budget_s is not None:
-            left = self.time_budget_s - self.used_s
-            if left <= 0:
-                raise StudentCodeError(f"{doing}: not run: the {self.time_budget_s:g} s that this grading session "
-                                       "allows for running your code were used up by earlier calls", kind="budget")
-            if left < allowed:
-                allowed, reason = left, f" (what was left of the session's {self.time_budget_s:g} s budget)"
-        return allowed, reason
+        raise failures.error(failures.died(doing, returncode, where, self._shown(raw), memory, self.memory_mb))
 
     def _ensure_imported(self, module):
         if module in self._import_failures:
-            raise StudentCodeError(self._import_failures[module], kind="import")
+            raise failures.error(self._import_failures[module])
         if module in self._imported and self._process is not None:
             return
-        path = self.submission_dir / f"{module}.py"
-        shown = self.display_dir / f"{module}.py"
-        if not path.is_file():
-            message = (f"{shown.name} is missing from your submission (looked in {self.display_dir}): "
-                       "every test that needs it scores 0")
-            self._import_failures[module] = message
-            raise StudentCodeError(message, kind="import")
-        timeout, reason = self._allowance(self.import_timeout_s, f"importing {shown.name}")
+        file = f"{module}.py"
+        if not (self.submission_dir / file).is_file():
+            self._import_failures[module] = failures.missing(file, self.display_dir)
+            raise failures.error(self._import_failures[module])
+        doing = f"importing {file}"
+        timeout, reason = self.budget.allowance(self.import_timeout_s, doing)
         self.start()  # start-up (importing torch) is not the student's time
         started = time.monotonic()
         try:
-            self._request({"op": "import", "module": module}, timeout, f"importing {shown.name}", reason)
+            self._request({"op": "import", "module": module}, timeout, doing, reason)
         except StudentCodeError as error:
-            lines = str(error).splitlines() or [""]
-            reason = lines[0]
-            for prefix in (f"importing {shown.name}: ", f"importing {shown.name} raised ", f"importing {shown.name}"):
-                if reason.startswith(prefix):
-                    reason = reason[len(prefix):]
-                    break
-            reason = reason.replace(f" while running importing {shown.name}", "")
-            self._import_failures[module] = (f"{shown.name} could not be imported: {reason}\n(so every test that "
-                                             f"needs {shown.name} scores 0)" + "".join(f"\n{line}" for line in lines[1:]))
-            raise StudentCodeError(self._import_failures[module], kind="import") from None
+            self._import_failures[module] = failures.not_imported(file, doing, error.failure)
+            raise failures.error(self._import_failures[module]) from None
         finally:
-            self.used_s += time.monotonic() - started
+            self.budget.used_s += time.monotonic() - started
         self._imported.add(module)
 
     def run(self, probe, timeout_s=None, **kwargs):
@@ -437,14 +290,14 @@ class Worker:
             self.stop()
         for module in modules:
             self._ensure_imported(module)
-        timeout, reason = self._allowance(timeout_s or self.timeout_s, doing)
+        timeout, reason = self.budget.allowance(timeout_s or self.timeout_s, doing)
         started = time.monotonic()
         try:
             return self._request({"op": "probe", "name": probe, "module": info.module, "kwargs": kwargs,
                                   "hung": dict(self.hung), "trace": self.trace_calls}, timeout, doing, reason)
         finally:
             self.last_seconds = time.monotonic() - started
-            self.used_s += self.last_seconds
+            self.budget.used_s += self.last_seconds
             if self.collect_stats and self._process is not None:
                 _rss, peak = rss_kb(self._process.pid)
                 self.calls.append({"probe": probe, "seconds": round(self.last_seconds, 3), "peak_rss_kb": peak})

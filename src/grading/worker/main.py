@@ -124,7 +124,7 @@ def apply_limits(limits):
     if limits.get("memory_mb") and vm_kb and sys.platform.startswith("linux"):
         if cuda_present():
             # Starting CUDA maps tens of GB of address space, so RLIMIT_AS would stop it; the grader's
-            # resident-size watch (worker_client) is the memory limit here, and torch caps the GPU memory.
+            # resident-size watch (host/memory_watch.py) is the memory limit here, and torch caps the GPU memory.
             applied["RLIMIT_AS"] = "not set: CUDA is present (the grader watches the resident size)"
             applied["gpu_memory_mb"] = cap_gpu_memory(limits.get("gpu_memory_mb"))
         else:
