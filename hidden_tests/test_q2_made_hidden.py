@@ -34,11 +34,11 @@ from src.grading.host.judging.q2 import (
 # 2a
 # ---------------------------------------------------------------------------
 
-MASKED_LINEAR_CASES = [  # (seed, in_features, out_features, batch, bias)
-    (11, 7, 4, 5, True),
-    (12, 3, 8, 1, True),
-    (13, 6, 2, 3, False),
-]
+MASKED_LINEAR_CASES = {  # name: (seed, in_features, out_features, batch, bias); later parts fetch results by name
+    "7 -> 4": (11, 7, 4, 5, True),
+    "3 -> 8": (12, 3, 8, 1, True),
+    "6 -> 2, no bias": (13, 6, 2, 3, False),
+}
 
 DEGREE_ORDERS = [list(range(6)), [5, 4, 3, 2, 1, 0], [3, 6, 0, 5, 1, 4, 2], [1, 0], [2, 0, 1]]
 
@@ -71,16 +71,17 @@ def test_2a_hidden(student, reference, set_score=None):
     """
     cases = SubCases()
     what = "MaskedLinear"
-    results = {}
+    results = dict.fromkeys(MASKED_LINEAR_CASES)  # name -> the probe's result (None: not run); a wrong name fails
     linear_values = "MaskedLinear.forward and its gradients"
     buffer_part = "MaskedLinear: the mask buffer (other shapes, bias=False)"
     with cases.case(0.15, "MaskedLinear: the mask buffer (other shapes, bias=False)"):
-        for seed, cin, cout, batch, bias in MASKED_LINEAR_CASES:  # every result first: later parts judge them all
-            results[seed] = student.run("q2.masked_linear", seed=seed, in_features=cin, out_features=cout,
+        # every result first: later parts judge them all
+        for name, (seed, cin, cout, batch, bias) in MASKED_LINEAR_CASES.items():
+            results[name] = student.run("q2.masked_linear", seed=seed, in_features=cin, out_features=cout,
                                         batch=batch, bias=bias)
-        for seed, cin, cout, batch, bias in MASKED_LINEAR_CASES:
+        for name, (seed, cin, cout, batch, bias) in MASKED_LINEAR_CASES.items():
             case = f"MaskedLinear({cin}, {cout}, bias={bias})"
-            out = results[seed]
+            out = results[name]
             expect_true(out["is_buffer"] and not out["is_parameter"] and out["in_state_dict"], what=what, case=case,
                         problem="the mask must be a buffer registered with register_buffer('mask', ...) (in the "
                                 "state_dict, not a Parameter)")
@@ -112,7 +113,7 @@ def test_2a_hidden(student, reference, set_score=None):
                         problem=f"the mask buffer became {mask.dtype}: copy the values into the float buffer")
             expect_equal(mask, out["mask_set"], what="MaskedLinear.set_mask", case=case)
     with cases.case(0.1, set_mask_double):
-        out = needs(results.get(11), what="MaskedLinear.set_mask", case="MaskedLinear(7, 4)", part=buffer_part)
+        out = needs(results["7 -> 4"], what="MaskedLinear.set_mask", case="MaskedLinear(7, 4)", part=buffer_part)
         expect_true(out["same_object"], what="MaskedLinear.set_mask", case="MaskedLinear(7, 4)",
                     problem="self.mask is a new tensor after set_mask: copy into the buffer in place (copy_)")
         case = "MaskedLinear(5, 3).double(), set_mask(float32 mask)"
@@ -132,9 +133,9 @@ def test_2a_hidden(student, reference, set_score=None):
         expect_close(out["out"], reference("twice_out", out["out"]), what="MaskedLinear.forward", case=case,
                      hidden=True, **F32)
     with cases.case(0.25, linear_values):
-        for seed, cin, cout, batch, bias in MASKED_LINEAR_CASES:
+        for name, (seed, cin, cout, batch, bias) in MASKED_LINEAR_CASES.items():
             case = f"MaskedLinear({cin}, {cout}, bias={bias}), batch {batch}"
-            out = needs(results.get(seed), what="MaskedLinear.forward", case=case, part=buffer_part)
+            out = needs(results[name], what="MaskedLinear.forward", case=case, part=buffer_part)
             expect_equal(out["mask_after_set"], out["mask_set"], what="MaskedLinear.set_mask", case=case)
             expect_close(out["out"], reference(f"out_{seed}", out["out"]), what="MaskedLinear.forward", case=case,
                          hidden=True, **F32)
@@ -145,7 +146,7 @@ def test_2a_hidden(student, reference, set_score=None):
                 expect_close(out["bias_grad"], reference(f"bias_grad_{seed}", out["bias_grad"]),
                              what="MaskedLinear.forward", case=case + ", gradient of the bias", hidden=True, **F32)
     with cases.case(0.1, "MaskedLinear: the mask is saved in and loaded from the state_dict"):
-        out = needs(results.get(11), what=what, case="MaskedLinear(7, 4)", part=buffer_part)
+        out = needs(results["7 -> 4"], what=what, case="MaskedLinear(7, 4)", part=buffer_part)
         case = "MaskedLinear(7, 4): a fresh layer loads the state_dict of one with a mask set"
         reloaded = expect_tensor(out["reloaded_mask"], what=what, case=case, shape=(4, 7))
         expect_equal(reloaded, out["mask_set"], what=what, case=case)

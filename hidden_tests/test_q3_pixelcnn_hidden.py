@@ -199,12 +199,12 @@ def test_pixelcnn_structure_hidden(student, reference, set_score=None):
             expect_close(out["log_prob"], log_probs_from_logits(out["logits"], out["x"]), what="PixelCNN.log_prob",
                          case=case + ": the sum over pixels of log softmax(forward(x)) at x", atol=1e-4, rtol=1e-4,
                          hidden=True)
-        # CPU time of the worker's thread, minimum of 7: a Python loop over pixels is ~100 times the twin, the
+        # best of 7 (src/grading/worker/timing.py): a Python loop over pixels is ~100 times the twin, the
         # reference 1.1 (up to 2.1 with more processes than cores)
         out = student.run("q3.pixelcnn_timing", seed=45, config=TIMING_CONFIG, batch=8, height=10, width=10,
                           repeats=7)
         for name in ("forward", "log_prob"):
-            ratio = min(out[f"{name}_s"]) / max(min(out["twin_s"]), 1e-9)
+            ratio = out[f"{name}_s"] / out["twin_s"]
             if ratio > 8.0:
                 fail(f"PixelCNN.{name}", f"{_pixelcnn_name(TIMING_CONFIG)}, x of shape (8, 1, 10, 10)",
                      f"took {ratio:.1f} times as long as a plain nn.Conv2d stack of the same shapes (allowed: 8): "

@@ -21,13 +21,25 @@ def _absent():
     raise ExpectedValuesAbsent("1a-1-hidden: expected values are not in this copy")
 
 
-def _score(parts):
-    scores = []
+class _Score:
+    """A ``set_score`` as ``@graded(..., partial=True)`` passes it: it knows the test's total."""
+
+    def __init__(self, total):
+        self.total, self.value = total, None
+
+    def __call__(self, value):
+        self.value = value
+
+
+def _score(parts, total=None):
+    """``run_subcases(parts)`` in a test whose total in tests/points.json is ``total`` (by default what the parts
+    add up to); returns ``([score], error)``."""
+    score = _Score(sum(part[1] for part in parts) if total is None else total)
     try:
-        run_subcases(parts, scores.append)
+        run_subcases(parts, score)
     except (AssertionError, ExpectedValuesAbsent) as error:
-        return scores, error
-    return scores, None
+        return [score.value], error
+    return [score.value], None
 
 
 def test_passing_parts_add_their_points():
@@ -107,17 +119,15 @@ def test_a_required_part_with_unknown_verdict_leaves_the_part_unknown():
 
 def test_requires_must_name_a_part_of_the_test():
     with pytest.raises(AssertionError, match="requires names no part"):
-        run_subcases([("a", 1.0, lambda: None, "typo")], lambda score: None)
+        run_subcases([("a", 1.0, lambda: None, "typo")], _Score(1.0))
 
 
-class _Score:
-    """A ``set_score`` as ``@graded(..., partial=True)`` passes it: it knows the test's total."""
-
-    def __init__(self, total):
-        self.total, self.value = total, None
-
-    def __call__(self, value):
-        self.value = value
+def test_run_subcases_takes_the_manifests_total_and_scales_the_parts_to_it():
+    """As ``SubCases()``: the parts' points are shares of the test's total in tests/points.json."""
+    take_parts()
+    scores, error = _score([("a", 0.1, lambda: None), ("b", 0.1, lambda: None), ("c", 0.2, _wrong)], total=2.0)
+    assert scores == [pytest.approx(1.0)] and "- [c, 1 pt] made.MADE.forward" in str(error)
+    assert [p["points"] for p in take_parts()] == [0.5, 0.5, 1.0]
 
 
 def test_subcases_without_a_total_take_the_manifests_and_scale_the_parts_to_it():

@@ -69,7 +69,7 @@ def test_a_cuda_run_is_noted_but_never_changes_the_points():
 
 
 def test_the_sampling_time_ratio_runs_on_the_cpu_too():
-    """The ratio that a GPU run puts in the notes (CUDA events there, perf_counter here)."""
+    """The ratio that a GPU run puts in the notes (CUDA events there, the CPU clock of worker/timing.py here)."""
     mods = device_check.load_modules(ROOT / "solution")
     part = device_check.part_named(*SAMPLE)
     result = device_check.run_part(part, mods)

@@ -22,9 +22,9 @@ class SubCases:
     Use ``with cases.case(points, name): ...`` for each part, then
     ``cases.finish(set_score)``.  ``SubCases()`` takes the test's total from ``tests/points.json`` (through the
     ``set_score`` of ``@graded(..., partial=True)``) and scales the parts' points to it, so that adding a part
-    changes only the test file; ``SubCases(total)`` insists that the parts add up to ``total``. :func:`run_subcases` does the same for a list of
-    functions.  A failing part is recorded and the next one runs.  ``finish`` sets
-    the score and raises one error listing every failed part: a
+    changes only the test file; ``SubCases(total)`` insists that the parts add up to ``total``.
+    :func:`run_subcases` does what ``SubCases()`` does for a list of functions.  A failing part is recorded and
+    the next one runs.  ``finish`` sets the score and raises one error listing every failed part: a
     ``StudentCodeError`` if the student's code raised, timed out or crashed in any
     of them (so that its traceback is shown even where hidden verdicts are not).
     A missing hidden reference value is re-raised when nothing failed, and noted
@@ -152,9 +152,9 @@ class SubCases:
 
 
 def run_subcases(subcases, set_score):
-    """Run graded parts ``[(name, points, function), ...]`` with :class:`SubCases`; a part may add a fourth
-    element, the ``requires`` of :meth:`SubCases.case`."""
-    cases = SubCases(sum(part[1] for part in subcases))
+    """Run graded parts ``[(name, points, function), ...]`` with ``SubCases()`` (the total from tests/points.json,
+    the parts' points as shares of it); a part may add a fourth element, the ``requires`` of :meth:`SubCases.case`."""
+    cases = SubCases()
     for name, points, function, *requires in subcases:
         with cases.case(points, name, requires=requires[0] if requires else ()):
             function()

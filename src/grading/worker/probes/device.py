@@ -8,12 +8,12 @@ every machine; and on CUDA where the worker has a GPU.  It returns what each run
 those for 3a of ``q3.py``, so that a device bug costs points where it lives only.
 """
 import contextlib
-import time
 import types
 
 import torch
 
 from .... import device_check, standin_device
+from ..timing import best_times
 from . import q2, q3
 from .registry import probe
 
@@ -47,7 +47,7 @@ def _plain(result):
 def sampling_ratio(part, model, device, repeats=5):
     """Time of ``model.sample`` over the time of as many plain forward passes of ``model`` on a canvas of
     the sample's shape (the same device, best of ``repeats`` after a warm-up): about 1 for a sampler that
-    does nothing but its forward passes and draws.  CUDA events on a GPU, ``perf_counter`` elsewhere."""
+    does nothing but its forward passes and draws (``timing.best_times``: CUDA events on a GPU)."""
     n, steps = part.sampling
     kwargs = dict(part.sample_kwargs)
     with torch.no_grad():
@@ -60,24 +60,8 @@ def sampling_ratio(part, model, device, repeats=5):
             for _ in range(steps):
                 model(canvas)
 
-        return _best_time(draw, device, repeats) / _best_time(forward_passes, device, repeats)
-
-
-def _best_time(call, device, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            call()
-            end.record()
-            torch.cuda.synchronize()
-            best = min(best, start.elapsed_time(end) / 1000)
-        else:
-            start = time.perf_counter()
-            call()
-            best = min(best, time.perf_counter() - start)
-    return best
+        times = best_times({"draw": draw, "forward_passes": forward_passes}, repeats, device=device)
+        return times["draw"] / times["forward_passes"]
 
 
 @probe("autoregressive")

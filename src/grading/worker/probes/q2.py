@@ -34,12 +34,12 @@ Conventions:
 """
 import contextlib
 import functools
-import time
 
 import torch
 import torch.nn as nn
 
 from ...inputs import all_binary, seeded_generator
+from ..timing import best_times
 from .registry import probe
 
 
@@ -250,33 +250,19 @@ def masked_linear(submission, *, seed, in_features, out_features, batch, bias=Tr
     return result
 
 
-def _best_time(call, repeats, inner):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(inner):
-            call()
-        best = min(best, (time.perf_counter() - start) / inner)
-    return best
-
-
 @probe("made")
 def masked_linear_timing(submission, *, in_features, out_features, batch, repeats=7, inner=5):
     """Seconds per forward pass of a ``MaskedLinear`` and of a plain ``nn.Linear`` of the same shape
-    (min over interleaved repeats)."""
+    (``timing.best_times``: the best of interleaved repeats)."""
     made = submission.made
     g = seeded_generator(0)
     layer = made.MaskedLinear(in_features, out_features)
     twin = nn.Linear(in_features, out_features)
     layer.set_mask((torch.rand(out_features, in_features, generator=g) < 0.5).float())
     x = torch.randn(batch, in_features, generator=g)
-    student, plain = float("inf"), float("inf")
     with torch.no_grad():
         layer(x), twin(x)  # warm up
-        for _ in range(repeats):
-            student = min(student, _best_time(lambda: layer(x), 1, inner))
-            plain = min(plain, _best_time(lambda: twin(x), 1, inner))
-    return {"student_s": student, "plain_s": plain}
+        return best_times({"student_s": lambda: layer(x), "plain_s": lambda: twin(x)}, repeats, inner)
 
 
 @probe("made")
@@ -414,7 +400,7 @@ def made_log_prob(submission, *, nin, hidden_sizes, num_masks, natural_ordering,
 @_with_standins_for_2a
 def made_forward_timing(submission, *, nin, hidden_sizes, batch, repeats=7, inner=3):
     """Seconds per ``MADE.forward`` and per pass through the same model's layers called one after the
-    other by the probe (min over interleaved repeats): the ratio measures the cost of the student's
+    other by the probe (``timing.best_times``): the ratio measures the cost of the student's
     ``forward`` itself, whatever their ``MaskedLinear`` costs."""
     made = submission.made
     model = made.MADE(nin, hidden_sizes, nin, num_masks=1, natural_ordering=True, seed=0)
@@ -427,13 +413,9 @@ def made_forward_timing(submission, *, nin, hidden_sizes, batch, repeats=7, inne
             h = layer(h)
         return h
 
-    student, plain = float("inf"), float("inf")
     with torch.no_grad():
         model(x), chain()  # warm up
-        for _ in range(repeats):
-            student = min(student, _best_time(lambda: model(x), 1, inner))
-            plain = min(plain, _best_time(chain, 1, inner))
-    return {"student_s": student, "layers_s": plain}
+        return best_times({"student_s": lambda: model(x), "layers_s": chain}, repeats, inner)
 
 
 # ---------------------------------------------------------------------------

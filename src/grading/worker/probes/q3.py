@@ -25,13 +25,13 @@ the tests still compare with tolerances (1e-4) that a student computing some of
 it in float32 meets.  Only the timing probe uses float32, as in training.
 """
 import contextlib
-import time
 import types
 
 import torch
 import torch.nn as nn
 
 from ...inputs import seeded_generator
+from ..timing import best_times
 from .registry import probe
 
 
@@ -261,10 +261,8 @@ def pixelcnn_timing(submission, *, seed, config, batch, height, width, repeats):
     """Seconds per call of the student's forward and log_prob, and of an unmasked nn.Conv2d twin.
 
     The model is float32 with random unmasked weights (the cost does not depend on them).  The
-    twin is a plain stack of nn.Conv2d and ReLU layers of the same shapes; the
-    three are timed in turn, ``repeats`` times; the test takes the minimum of each.
-    Times are the CPU time of this thread (the worker computes in one thread), so
-    other processes busy on the same cores do not distort the ratio.
+    twin is a plain stack of nn.Conv2d and ReLU layers of the same shapes; the three are timed in
+    turn, the best of ``repeats`` rounds (``timing.best_times``).
     """
     model = _layers(submission.pixelcnn, None, config=config, fallback_seed=seed, dtype=torch.float32)
     C, K, ch, k = config.get("in_channels", 1), config["num_levels"], config["channels"], config["kernel_size"]
@@ -276,17 +274,11 @@ def pixelcnn_timing(submission, *, seed, config, batch, height, width, repeats):
     twin = nn.Sequential(*layers).eval()
     x = _images(seed, (batch, C, height, width), K)
     xf = x.float()
-    times = {"forward_s": [], "log_prob_s": [], "twin_s": []}
     calls = {"forward_s": lambda: model(x), "log_prob_s": lambda: model.log_prob(x), "twin_s": lambda: twin(xf)}
     with torch.no_grad():
         for call in calls.values():  # warm-up
             call()
-        for _ in range(repeats):
-            for name, call in calls.items():
-                start = time.thread_time()
-                call()
-                times[name].append(time.thread_time() - start)
-    return times
+        return best_times(calls, repeats)
 
 
 # -- 3c -------------------------------------------------------------------------------
