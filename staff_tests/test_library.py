@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from src import cli, plots  # noqa: E402
 from src.models import AdaptedLoader, adapt_batch, build_model  # noqa: E402
 from src.train import (  # noqa: E402
-    evaluate, independent_pixel_baseline, load_checkpoint, mean_nll, train, train_steps, uniform_baseline,
+    evaluate, independent_pixel_baseline, load_checkpoint, mean_nll, train, train_step, train_steps, uniform_baseline,
 )
 
 IMPL = "solution"
@@ -114,6 +114,39 @@ def test_train_steps_lowers_nll(name, hparams):
     assert len(losses) == 40 and abs(losses[0] - before) < 1e-3
     after = -model.log_prob(x).mean().item()
     assert after < 0.7 * before, (before, after)
+
+
+@pytest.mark.parametrize("name, hparams", [("made", {"hidden_sizes": [32], "num_masks": 2}),
+                                           ("pixelcnn", {"channels": 8, "num_blocks": 1})])
+def test_train_steps_is_torch_adam_bit_for_bit(name, hparams):
+    """train_steps' FunctionalAdam (kept to spare the worker torch._dynamo) gives torch.optim.Adam's numbers."""
+    batches = [adapt_batch(name, _toy_images(8, seed=s)) for s in range(3)]
+    torch.manual_seed(0)
+    ours = build_model(name, IMPL, **hparams)
+    torch.manual_seed(0)
+    torchs = build_model(name, IMPL, **hparams)
+    losses = train_steps(ours, batches, steps=7, lr=1e-2, seed=3)
+    optimizer = torch.optim.Adam(torchs.parameters(), lr=1e-2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        expected = [train_step(torchs, optimizer, batches[i % 3]) for i in range(7)]
+    assert losses == expected
+    for (key, a), b in zip(ours.state_dict().items(), torchs.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
+def test_train_steps_does_not_import_dynamo():
+    """If a torch upgrade makes this fail, the learning probes' worker grows by about 70 MB."""
+    code = ("import sys, torch\n"
+            "from src.models import build_model\n"
+            "from src.train import train_steps\n"
+            "model = build_model('made', 'solution', hidden_sizes=[8])\n"
+            "train_steps(model, torch.zeros(2, 784), steps=2, lr=1e-3)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('torch._dynamo'))[:3])\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_train_steps_cycles_mask_sets():

@@ -8,7 +8,7 @@ def probe(*modules, fresh_process=False):
     """Register a probe function under ``"<file>.<function name>"``, needing the student ``modules``.
 
     ``fresh_process=True`` runs it in a newly started worker, so that its peak memory does not add up with
-    what earlier probes left in the process (the learning probes: an optimizer pulls in torch._dynamo).
+    what earlier probes left in the process (the learning probes, which train a model).
     ``index.py`` reads these two arguments from the source, so they must be literals.
     """
 
