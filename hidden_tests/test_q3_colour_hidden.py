@@ -19,8 +19,9 @@ from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_tensor, fail
 from src.grading.host.judging.subcases import run_subcases
 from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE, chi_square_p_value
-from src.grading.host.judging.q3 import (absent, dependence_problems, expect_depends_on_earlier, expect_sees_something,
-                                   head_layout, image_codes, log_probs_from_logits, recorded, run_model_probe)
+from src.grading.host.judging.q3 import (LARGE_DRAW_TIMEOUT_S, absent, dependence_problems, expect_depends_on_earlier,
+                                   expect_sees_something, head_layout, image_codes, log_probs_from_logits, recorded,
+                                   run_model_probe)
 
 CENTRE_CASES = [["A", 3, 3, 3], ["B", 3, 3, 3], ["A", 3, 12, 3], ["B", 12, 6, 3], ["A", 5, 7, 3], ["B", 7, 5, 3],
                 ["A", 4, 4, 2], ["B", 2, 6, 2], ["A", 12, 12, 3], ["B", 1, 4, 2]]
@@ -126,10 +127,11 @@ def test_colour_pixelcnn_hidden(student, reference, set_score=None):
         config, n = _colour_config(2, 12), 6000
         runs = [{"n": n, "generator_seed": 7}, {"n": 2, "generator_seed": None}]
         # gain 3: strong dependences between the colours of a pixel (drawing them in another order is caught:
-        # checked with planted bugs); a vectorised sampler takes well under a second here
+        # checked with planted bugs); a vectorised sampler takes well under a second here (the time limit:
+        # LARGE_DRAW_TIMEOUT_S)
         weights = weights_for("sample", 69, config, gain=3.0)
-        out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=10, weights=weights, seed=69, config=config,
-                              runs=runs, height=1, width=2, with_model_logits=True)
+        out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=LARGE_DRAW_TIMEOUT_S, weights=weights, seed=69,
+                              config=config, runs=runs, height=1, width=2, with_model_logits=True)
         if weights is None:
             raise absent("3e-1-hidden/weights/sample")
         for run, result in zip(runs, out["runs"]):

@@ -18,8 +18,9 @@ from src.grading.host.graded import graded
 from src.grading.host.judging.checks import expect_close, expect_equal, expect_finite, expect_tensor, fail
 from src.grading.host.judging.subcases import run_subcases
 from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE, chi_square_p_value
-from src.grading.host.judging.q3 import (absent, dependence_problems, expect_depends_on_earlier, expect_normalised,
-                                   image_codes, log_probs_from_logits, recorded, run_model_probe)
+from src.grading.host.judging.q3 import (LARGE_DRAW_TIMEOUT_S, SMALL_DRAW_TIMEOUT_S, absent, dependence_problems,
+                                   expect_depends_on_earlier, expect_normalised, image_codes, log_probs_from_logits,
+                                   recorded, run_model_probe)
 
 
 def _pixelcnn_name(config):
@@ -236,10 +237,11 @@ def _generator(seed):
 def _distribution(student, reference, *, key, seed, gain, config, n, H, W):
     K = config["num_levels"]
     # gain 2.5-3: strong dependences between pixels, so that sampling in the wrong order is caught (checked with
-    # planted bugs); a vectorised sampler takes well under a second here
+    # planted bugs); a vectorised sampler takes well under a second here (the time limit: LARGE_DRAW_TIMEOUT_S)
     weights = _weights(student, reference, key, seed=seed, gain=gain, config=config)
-    out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=10, weights=weights, seed=seed, config=config,
-                          runs=[{"n": n, "generator_seed": 1}], height=H, width=W, with_model_logits=True)
+    out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=LARGE_DRAW_TIMEOUT_S, weights=weights, seed=seed,
+                          config=config, runs=[{"n": n, "generator_seed": 1}], height=H, width=W,
+                          with_model_logits=True)
     if weights is None:
         raise absent(f"3c-1-hidden/weights/{key}")
     case = f"{n} samples of {H}x{W} images from a {_pixelcnn_name(config)}"
@@ -263,8 +265,8 @@ def test_pixelcnn_sample_hidden(student, reference, set_score=None):
     def shapes():
         config = _config(4, 6, 1, 3)
         runs = [{"n": 4, "generator_seed": 3}, {"n": 2, "generator_seed": None}]
-        out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=10, weights=None, seed=50, config=config,
-                              runs=runs, height=3, width=5)
+        out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=SMALL_DRAW_TIMEOUT_S, weights=None, seed=50,
+                              config=config, runs=runs, height=3, width=5)
         for run, result in zip(runs, out["runs"]):
             _check_samples(result, n=run["n"], shape=(3, 5), levels=4,
                            case=f"n={run['n']}, image_shape=(3, 5), num_levels=4, "
@@ -272,7 +274,7 @@ def test_pixelcnn_sample_hidden(student, reference, set_score=None):
 
     def forward_passes():
         runs = [{"n": 1, "generator_seed": 4}, {"n": 7, "generator_seed": 4}]
-        out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=10, weights=None, seed=51,
+        out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=SMALL_DRAW_TIMEOUT_S, weights=None, seed=51,
                               config=SAMPLE_CONFIG, runs=runs, height=3, width=4)
         for run, result in zip(runs, out["runs"]):
             if result["forward_calls"] != 12:
@@ -282,7 +284,7 @@ def test_pixelcnn_sample_hidden(student, reference, set_score=None):
 
     def reproducible():
         runs = [{"n": 50, "generator_seed": 5}, {"n": 50, "generator_seed": 5}]
-        out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=10, weights=None, seed=52,
+        out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=SMALL_DRAW_TIMEOUT_S, weights=None, seed=52,
                               config=SAMPLE_CONFIG, runs=runs, height=3, width=3)
         first = _check_samples(out["runs"][0], n=50, shape=(3, 3), levels=2, case="n=50, image_shape=(3, 3)")
         if not torch.equal(first, out["runs"][1]["samples"]):

@@ -40,7 +40,7 @@ LEARNING = ("4b", "4c")
 PLANTED = {"hang": "while True: pass", "raise": 'raise RuntimeError("planted")'}
 HANG_TIMEOUT_S = 4
 FULL_GRADE_LIMIT_S = 300  # a full grade with one hanging function, production limits (issue 9)
-# Graded in full with the default limits: no learning test calls it, and its first call has its own limit of 10 s.
+# Graded in full with the default limits: no learning test calls it; its first call (3c's large draw) waits 60 s.
 PRODUCTION = ["pixelcnn.PixelCNN.sample"]
 # (function, question): the question's tests call the function but by design do not depend on it.
 TOLERATED = {("made.MADE.update_masks", "2c"): "2c's probe loads a mask set itself when update_masks raises "

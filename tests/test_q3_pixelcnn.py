@@ -16,8 +16,8 @@ from src.grading.host.judging.checks import expect_close, expect_equal, expect_t
 from src.grading.host.judging.device import expect_same_on_another_device
 from src.grading.host.judging.subcases import SubCases
 from src.grading.host.judging.goodness_of_fit import MIN_P_VALUE, chi_square_p_value
-from src.grading.host.judging.q3 import (expect_depends_on_earlier, expect_normalised, image_codes,
-                                   log_probs_from_logits, recorded, run_model_probe)
+from src.grading.host.judging.q3 import (LARGE_DRAW_TIMEOUT_S, expect_depends_on_earlier, expect_normalised,
+                                   image_codes, log_probs_from_logits, recorded, run_model_probe)
 
 GREY = dict(in_channels=1, num_levels=2, channels=8, num_blocks=1, kernel_size=3)
 
@@ -111,11 +111,11 @@ def test_pixelcnn_forward_and_log_prob(student, reference, set_score=None):
 
 def _pixelcnn_sample_values(student, reference):
     # gain 2.5: strong dependences between pixels, so that sampling in the wrong order is caught (checked with
-    # planted bugs); timeout: a vectorised sampler takes well under a second here
+    # planted bugs); a vectorised sampler takes well under a second here (the time limit: LARGE_DRAW_TIMEOUT_S)
     weights = _weights(student, reference, "sample", seed=7, gain=2.5, config=GREY)
     runs = [{"n": 4000, "generator_seed": 0}, {"n": 4000, "generator_seed": 0}, {"n": 3, "generator_seed": None}]
-    out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=10, weights=weights, seed=7, config=GREY,
-                          runs=runs, height=2, width=2, with_model_logits=True)
+    out = run_model_probe(student, "q3.pixelcnn_sample", timeout_s=LARGE_DRAW_TIMEOUT_S, weights=weights, seed=7,
+                          config=GREY, runs=runs, height=2, width=2, with_model_logits=True)
     for run, result in zip(runs, out["runs"]):
         case = f"n={run['n']}, image_shape=(2, 2), generator=" + (
             "None" if run["generator_seed"] is None else f"torch.Generator().manual_seed({run['generator_seed']})")
