@@ -88,7 +88,7 @@ def train_step(model, optimizer, x):
 class FunctionalAdam:
     """``torch.optim.Adam(params, lr=lr)`` with its defaults, run through torch's functional ``adam``.
 
-    The same numbers as ``torch.optim.Adam``, bit for bit (``staff_tests/test_library.py``), without
+    The same numbers as ``torch.optim.Adam``, bit for bit (a test of the course library checks it), without
     importing ``torch._dynamo``: ``torch.optim.Optimizer`` does that when it is built and at every step
     (about 70 MB and 800 modules, a fifth of what the grader's worker may hold on Gradescope).  Only
     ``zero_grad`` and ``step``; no ``state_dict`` (``train_steps`` saves nothing).
