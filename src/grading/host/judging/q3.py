@@ -7,7 +7,7 @@ from .checks import expect_close, expect_sums_to_one, expect_tensor, fail
 # The time limits of PixelCNN.sample's probes.  A small draw (n <= 50) may take 10 s, so a hung sampler costs
 # little.  A draw for a distribution check (4000-6000 images) gets the grade's call limit (None: ``--timeout``,
 # 60 s by default): a sampler that draws one image at a time (n*H*W forward passes; about 9 s for 6000 images
-# of 2x3 on one laptop core) must finish on a slower machine too (Gradescope's 0.5 vCPU), so that it loses its
+# of 2x3 on one CPU core) must finish on a slower machine too (Gradescope's 0.5 vCPU), so that it loses its
 # forward-pass part on every machine, and the parts it does right on none.
 SMALL_DRAW_TIMEOUT_S = 10.0
 LARGE_DRAW_TIMEOUT_S = None
